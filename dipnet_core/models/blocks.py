@@ -54,12 +54,12 @@ class RRFB(nn.Module):
     structured pruning.
     """
 
-    def __init__(self, feat: int, mid1: int, mid2: int, esa: int = 16) -> None:
+    def __init__(self, feat: int, mid1: int, mid2: int, esa: int = 16, bias: bool = False) -> None:
         super().__init__()
-        self.c1_r = conv3x3(feat, mid1)
-        self.c2_r = conv3x3(mid1, mid2)
-        self.c3_r = conv3x3(mid2, feat)
-        self.c5 = nn.Conv2d(feat, feat, 1, bias=False)
+        self.c1_r = conv3x3(feat, mid1, bias)
+        self.c2_r = conv3x3(mid1, mid2, bias)
+        self.c3_r = conv3x3(mid2, feat, bias)
+        self.c5 = nn.Conv2d(feat, feat, 1, bias=bias)
         self.esa = ESA(feat, esa)
         self.act = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
 

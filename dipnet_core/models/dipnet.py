@@ -36,6 +36,8 @@ class DIPNetConfig:
     scale: int = 4
     in_ch: int = 3
     out_ch: int = 3
+    # RLFN-style checkpoints carry conv biases; DIPNet's fused convs have none.
+    bias: bool = False
 
     @classmethod
     def uniform(
@@ -52,7 +54,8 @@ class DIPNetConfig:
     def from_dict(cls, d: dict[str, Any]) -> DIPNetConfig:
         blocks = tuple(BlockWidths(**b) for b in d["blocks"])
         return cls(feat=int(d["feat"]), blocks=blocks, scale=int(d["scale"]),
-                   in_ch=int(d.get("in_ch", 3)), out_ch=int(d.get("out_ch", 3)))
+                   in_ch=int(d.get("in_ch", 3)), out_ch=int(d.get("out_ch", 3)),
+                   bias=bool(d.get("bias", False)))
 
     def widths_label(self) -> str:
         mids = sorted({w for b in self.blocks for w in (b.mid1, b.mid2)})
@@ -82,12 +85,13 @@ class DIPNet(nn.Module):
         super().__init__()
         self.config = config = config or DIPNetConfig()
         f = config.feat
-        self.conv_1 = conv3x3(config.in_ch, f)
+        bias = config.bias
+        self.conv_1 = conv3x3(config.in_ch, f, bias)
         for i, b in enumerate(config.blocks, start=1):
-            self.add_module(f"block_{i}", RRFB(f, b.mid1, b.mid2, b.esa))
-        self.conv_2 = conv3x3(f, f)
+            self.add_module(f"block_{i}", RRFB(f, b.mid1, b.mid2, b.esa, bias))
+        self.conv_2 = conv3x3(f, f, bias)
         self.upsampler = nn.Sequential(
-            conv3x3(f, config.out_ch * config.scale**2), nn.PixelShuffle(config.scale)
+            conv3x3(f, config.out_ch * config.scale**2, bias), nn.PixelShuffle(config.scale)
         )
 
     @property

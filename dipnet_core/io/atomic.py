@@ -1,0 +1,137 @@
+"""Crash-safe file output: write a temporary sibling, then rename it over the target.
+
+The temporary file lives in the target's folder so that the final ``os.replace``
+is a rename within one filesystem, which is atomic: readers see either the old
+file or the complete new one, never a half-written file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+# Room left in a 255-byte file name for the random part and the suffixes.
+_MAX_PREFIX_NAME = 120
+
+
+def _read_umask() -> int:
+    # os.umask() can only be read by setting it, which races with other threads;
+    # Linux publishes it in /proc, so prefer that.
+    with suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def _final_mode(target: Path) -> int:
+    # mkstemp creates 0600 files; give the output the mode an ordinary open()
+    # would have produced, or keep the mode of the file being replaced.
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
+def _fsync_file(path: Path) -> None:
+    # Without this, a crash shortly after the rename can leave a renamed but
+    # empty file on filesystems with delayed allocation.
+    fd = os.open(path, os.O_RDWR)  # Windows needs write access to flush
+    try:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+                raise
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    # Persists the rename itself; not possible on Windows, optional elsewhere.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish_no_clobber(tmp: Path, target: Path) -> None:
+    # link() fails if the target exists, so unlike exists()+replace() it cannot
+    # overwrite a file that appeared in the meantime.
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        # Filesystems without hard links (FAT, some network shares): best effort.
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "file already exists", str(target)) from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
+
+
+@contextmanager
+def atomic_output(
+    path: str | os.PathLike[str], suffix: str | None = None, *, overwrite: bool = True
+) -> Iterator[Path]:
+    """Yield a temporary path; on success it is renamed to ``path``.
+
+    ``suffix`` is the extension the temporary file gets (default: that of
+    ``path``) for writers that pick their format from the name. Parent folders
+    are created. If the ``with`` body raises, the temporary file is deleted and
+    ``path`` is left untouched. With ``overwrite=False`` an existing ``path``
+    raises :class:`FileExistsError`, also if it appears while writing.
+    """
+    target = Path(path)
+    if suffix is None:
+        suffix = target.suffix
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(target))
+    if not overwrite and os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, "file already exists", str(target))
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name[:_MAX_PREFIX_NAME]}.", suffix=f".tmp{suffix}", dir=parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.chmod(tmp, _final_mode(target))
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            _publish_no_clobber(tmp, target)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`); returns the path."""
+    target = Path(path)
+    with atomic_output(target, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    return target
