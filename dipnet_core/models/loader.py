@@ -153,8 +153,8 @@ def _load_torch(path: Path) -> LoadedModel:
         raise ModelLoadError(
             path, "the file holds pickled Python objects, not a plain state dict; refusing to run them"
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ModelLoadError(path, f"not a readable PyTorch checkpoint ({exc})") from exc
+    except Exception as exc:  # torch's weights-only unpickler raises arbitrary types on garbage
+        raise ModelLoadError(path, f"not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
     try:
         sd = unwrap_state_dict(obj)
     except ValueError as exc:
