@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .descriptor import DESCRIPTOR_KEY, ModelDescriptor
+from .blocks import min_input_size
 from .dipnet import BlockWidths, DIPNet, DIPNetConfig, count_parameters
 
 STATE_DICT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -116,7 +117,7 @@ def dipnet_descriptor(model: DIPNet, name: str = "", source: str = "", license: 
     return ModelDescriptor(
         arch="dipnet", scale=cfg.scale, in_channels=cfg.in_ch, out_channels=cfg.out_ch,
         config=cfg.to_dict(), name=name, source=source, license=license,
-        params=count_parameters(model), min_size=1, tileable=True, training=training or {},
+        params=count_parameters(model), min_size=min_input_size(), tileable=True, training=training or {},
     )
 
 
@@ -150,6 +151,8 @@ def _load_torch(path: Path) -> LoadedModel:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():
+            raise ModelLoadError(path, f"not a readable PyTorch checkpoint ({exc})") from exc
         raise ModelLoadError(
             path, "the file holds pickled Python objects, not a plain state dict; refusing to run them"
         ) from exc
