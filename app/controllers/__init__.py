@@ -1,0 +1,1 @@
+"""Controllers: the app's logic between the core (``dipnet_core``) and the views."""

@@ -1,0 +1,215 @@
+"""The model library: the built-in model plus the files in the user's models folder.
+
+Model files live in ``<user data>/models``; display names, measured PSNR and
+speed live in a small JSON index beside it (``models.json``), so renaming never
+touches the weights and a hand-copied file still shows up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from dipnet_core.models import ModelLoadError, load_model, read_descriptor
+from dipnet_core.models.loader import MODEL_SUFFIXES
+from dipnet_core.resources import builtin_model_path
+
+from ..settings import SettingsStore
+
+log = logging.getLogger(__name__)
+
+BUILTIN_ID = "builtin"
+
+
+@dataclass
+class ModelEntry:
+    id: str
+    path: Path
+    name: str
+    builtin: bool = False
+    arch: str = ""
+    scale: int = 0
+    params: int = 0
+    widths: str = ""
+    psnr: float | None = None
+    speed_mps: float | None = None
+    origin: str = ""  # "built-in", "trained", "imported"
+    license: str = ""
+    error: str = ""  # why the file cannot be used, if it cannot
+
+    @property
+    def usable(self) -> bool:
+        return not self.error
+
+
+def _widths_label(config: dict[str, Any] | None) -> str:
+    if not config:
+        return ""
+    try:
+        from dipnet_core.models import DIPNetConfig
+
+        return DIPNetConfig.from_dict(config).widths_label()
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "model"
+
+
+class ModelLibrary(QObject):
+    """Lists, imports, installs, renames, deletes models and remembers the default."""
+
+    changed = Signal()
+
+    def __init__(self, store: SettingsStore, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._paths = store.paths
+        self._paths.models_dir.mkdir(parents=True, exist_ok=True)
+        self._index: dict[str, dict[str, Any]] = self._load_index()
+        self._entries: list[ModelEntry] = []
+        self.refresh()
+
+    # ------------------------------------------------------------------ index
+    def _load_index(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self._paths.models_index.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("model index %s unreadable (%s); starting fresh", self._paths.models_index, exc)
+            return {}
+
+    def _save_index(self) -> None:
+        f = self._paths.models_index
+        tmp = f.with_name(f.name + ".tmp")
+        tmp.write_text(json.dumps(self._index, indent=2), encoding="utf-8")
+        tmp.replace(f)
+
+    # ------------------------------------------------------------------ listing
+    def _entry_for(self, id_: str, path: Path, builtin: bool) -> ModelEntry:
+        meta = self._index.get(id_, {})
+        entry = ModelEntry(
+            id=id_,
+            path=path,
+            name=meta.get("name") or path.stem,
+            builtin=builtin,
+            origin="built-in" if builtin else meta.get("origin", "imported"),
+        )
+        try:
+            d = read_descriptor(path)
+        except ModelLoadError as exc:
+            entry.error = exc.reason
+            return entry
+        entry.arch, entry.scale, entry.params = d.arch, d.scale, d.params
+        entry.widths = _widths_label(d.config)
+        entry.license = d.license
+        if not meta.get("name") and d.name:
+            entry.name = d.name
+        psnr = meta.get("psnr", d.training.get("psnr_y") if isinstance(d.training, dict) else None)
+        entry.psnr = float(psnr) if isinstance(psnr, (int, float)) else None
+        speed = meta.get("speed_mps")
+        entry.speed_mps = float(speed) if isinstance(speed, (int, float)) else None
+        return entry
+
+    def refresh(self) -> None:
+        entries: list[ModelEntry] = []
+        builtin = builtin_model_path()
+        if builtin is not None:
+            entries.append(self._entry_for(BUILTIN_ID, builtin, True))
+        for f in sorted(self._paths.models_dir.iterdir(), key=lambda p: p.name.lower()):
+            if f.is_file() and f.suffix.lower() in MODEL_SUFFIXES:
+                entries.append(self._entry_for(f.name, f, False))
+        self._entries = entries
+        self.changed.emit()
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries)
+
+    def get(self, id_: str) -> ModelEntry | None:
+        return next((e for e in self._entries if e.id == id_), None)
+
+    def default_entry(self) -> ModelEntry | None:
+        """The user's default if usable, else the built-in, else the first usable model."""
+        chosen = self.get(self._store.settings.default_model)
+        if chosen is not None and chosen.usable:
+            return chosen
+        return next((e for e in self._entries if e.usable), None)
+
+    # ------------------------------------------------------------------ changes
+    def _unique_target(self, stem: str, suffix: str) -> Path:
+        base = _safe_name(stem)
+        target = self._paths.models_dir / f"{base}{suffix}"
+        n = 2
+        while target.exists():
+            target = self._paths.models_dir / f"{base}-{n}{suffix}"
+            n += 1
+        return target
+
+    def import_file(
+        self,
+        path: str | Path,
+        *,
+        name: str = "",
+        origin: str = "imported",
+        metrics: dict[str, Any] | None = None,
+    ) -> ModelEntry:
+        """Check that the file loads, then copy it into the models folder. Raises ModelLoadError."""
+        src = Path(path)
+        loaded = load_model(src)  # refuse broken files before they enter the library
+        target = self._unique_target(name or loaded.descriptor.name or src.stem, src.suffix.lower())
+        try:
+            shutil.copy2(src, target)
+        except OSError as exc:
+            raise ModelLoadError(src, f"cannot copy it into {self._paths.models_dir}: {exc}") from exc
+        meta: dict[str, Any] = {"name": name or loaded.descriptor.name or src.stem, "origin": origin}
+        psnr = (metrics or {}).get("psnr_y")
+        if isinstance(psnr, (int, float)):
+            meta["psnr"] = float(psnr)
+        self._index[target.name] = meta
+        self._save_index()
+        self.refresh()
+        entry = self.get(target.name)
+        assert entry is not None
+        return entry
+
+    def rename(self, id_: str, name: str) -> None:
+        name = name.strip()
+        if not name:
+            raise ValueError("a model name cannot be empty")
+        self._index.setdefault(id_, {})["name"] = name
+        self._save_index()
+        self.refresh()
+
+    def delete(self, id_: str) -> None:
+        entry = self.get(id_)
+        if entry is None:
+            return
+        if entry.builtin:
+            raise ValueError("the built-in model cannot be deleted")
+        entry.path.unlink(missing_ok=True)
+        self._index.pop(id_, None)
+        self._save_index()
+        if self._store.settings.default_model == id_:
+            self._store.settings.default_model = ""
+            self._store.save()
+        self.refresh()
+
+    def set_default(self, id_: str) -> None:
+        self._store.settings.default_model = id_
+        self._store.save()
+        self.changed.emit()
+
+    def record_speed(self, id_: str, mps: float) -> None:
+        self._index.setdefault(id_, {})["speed_mps"] = round(float(mps), 3)
+        self._save_index()
+        self.refresh()

@@ -1,0 +1,181 @@
+"""Models & Settings tab logic."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from dipnet_core.cancel import CancelToken
+
+from ..errors import ErrorReporter, is_expected, user_message
+from ..theme import ThemeManager
+from ..views.models_view import ModelsView
+from ..workers import Task, start_task
+from .context import AppContext
+from .engine import EngineCache, EngineKey
+
+BENCH_SIZE = 128  # LR pixels per side: big enough to be stable, small enough to take ~1 s on a CPU
+
+
+class ModelsController(QObject):
+    speedMeasured = Signal(str, float)
+
+    def __init__(
+        self,
+        view: ModelsView,
+        ctx: AppContext,
+        theme: ThemeManager | None = None,
+        reporter: ErrorReporter | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.view = view
+        self.ctx = ctx
+        self.theme = theme
+        self.reporter = reporter
+        self._bench: Task | None = None
+        s = ctx.settings
+        view.set_settings(s.backend, s.device, s.tile_size, s.theme)
+        paths = ctx.store.paths
+        view.paths_label.setText(
+            f"models: {paths.models_dir}\nsettings: {paths.settings_file}\nlog: {paths.log_file}"
+        )
+        view.importRequested.connect(self.import_dialog)
+        view.renameRequested.connect(self.rename)
+        view.deleteRequested.connect(self.delete)
+        view.defaultRequested.connect(self.set_default)
+        view.benchmarkRequested.connect(self.measure_speed)
+        view.settingsChanged.connect(self._on_settings)
+        view.themeChanged.connect(self._on_theme)
+        ctx.library.changed.connect(self.refresh)
+        view.banner.actionClicked.connect(self.import_dialog)  # the banner's only action here
+        self.refresh()
+        self._describe_backends()
+
+    def refresh(self) -> None:
+        default = self.ctx.current_model()
+        self.view.set_models(self.ctx.library.entries(), default.id if default else None)
+        if not self.ctx.library.entries():
+            self.view.banner.show_message(
+                "No model installed — import a model file to start upscaling.", "info", "Import model…"
+            )
+        elif self.view.banner.action.text() == "Import model…":
+            self.view.banner.hide()
+
+    def _describe_backends(self) -> None:
+        try:
+            from dipnet_core.engine import available_backends
+
+            parts = [
+                f"{b['backend']} {b['device']}" + (f" ({b['detail']})" if b.get("detail") else "")
+                for b in available_backends()
+                if b.get("available")
+            ]
+            self.view.backend_info.setText("Available here: " + "; ".join(parts))
+        except Exception as exc:  # noqa: BLE001 - informative only; never block the tab
+            self.view.backend_info.setText(f"Backend list unavailable ({exc})")
+
+    # ------------------------------------------------------------------ actions
+    def _error(self, exc: BaseException, context: str) -> None:
+        if not is_expected(exc) and self.reporter is not None:
+            self.reporter.report(exc, context)
+        self.view.banner.show_message(user_message(exc, context), "error")
+
+    def import_dialog(self) -> None:
+        path = self.view.ask_model_file()
+        if path is not None:
+            self.import_file(path)
+
+    def import_file(self, path: Path) -> Any:
+        from dipnet_core.models import ModelLoadError
+
+        try:
+            entry = self.ctx.library.import_file(path)
+        except ModelLoadError as exc:
+            self.view.banner.show_message(f"Cannot import {path.name}: {exc.reason}", "error")
+            return None
+        if self.ctx.current_model() is None or len(self.ctx.library.entries()) == 1:
+            self.ctx.library.set_default(entry.id)
+        self.view.banner.show_message(f"Imported “{entry.name}”.", "ok")
+        self.view.select_id(entry.id)
+        return entry
+
+    def rename(self, id_: str) -> None:
+        entry = self.ctx.library.get(id_)
+        if entry is None:
+            return
+        name = self.view.ask_name(entry.name)
+        if name:
+            try:
+                self.ctx.library.rename(id_, name)
+            except (ValueError, OSError) as exc:
+                self._error(exc, "Cannot rename")
+
+    def delete(self, id_: str) -> None:
+        entry = self.ctx.library.get(id_)
+        if entry is None or entry.builtin or not self.view.confirm_delete(entry.name):
+            return
+        try:
+            self.ctx.library.delete(id_)
+        except (ValueError, OSError) as exc:
+            self._error(exc, f"Cannot delete {entry.name}")
+
+    def set_default(self, id_: str) -> None:
+        self.ctx.library.set_default(id_)
+
+    def measure_speed(self, id_: str) -> Task | None:
+        entry = self.ctx.library.get(id_)
+        if entry is None or self._bench is not None:
+            return None
+        s = self.ctx.settings
+        key = EngineKey(entry.path, s.backend, s.device, s.tile_size)
+        # The current model's engine is reused; another model gets a throwaway one.
+        cache = self.ctx.cache if self.ctx.current_model() is entry else EngineCache()
+
+        def run(token: CancelToken, _report: Any) -> float:
+            from dipnet_core.engine import TiledUpscaler
+
+            engine = cache.get(key)
+            x = np.random.default_rng(0).random((BENCH_SIZE, BENCH_SIZE, 3), dtype=np.float32)
+            # Its own tiler: the engine's tilers may be busy with an upscale or a batch.
+            with TiledUpscaler(engine.backend, tile_size=key.tile_size or None) as tiler:
+                tiler.upscale(x[:48, :48], cancel=token)  # warm-up (allocations, thread start, ORT init)
+                t0 = time.perf_counter()
+                out = tiler.upscale(x, cancel=token)
+                dt = time.perf_counter() - t0
+            return out.shape[0] * out.shape[1] / 1e6 / dt
+
+        def done(mps: float) -> None:
+            self.ctx.library.record_speed(id_, mps)
+            self.speedMeasured.emit(id_, mps)
+            self.view.banner.show_message(f"{entry.name}: {mps:.2f} output megapixels per second.", "ok")
+
+        def finish() -> None:
+            self._bench = None
+            self.view.bench_btn.setText("Measure speed")
+
+        self.view.bench_btn.setText("Measuring…")
+        self._bench = start_task(
+            run,
+            "benchmark",
+            on_result=done,
+            on_failed=lambda exc: self._error(exc, f"Speed test of {entry.name} failed"),
+            on_done=finish,
+        )
+        return self._bench
+
+    # ------------------------------------------------------------------ settings
+    def _on_settings(self) -> None:
+        s = self.ctx.settings
+        s.backend, s.device, s.tile_size = self.view.backend(), self.view.device(), self.view.tile_size()
+        self.ctx.inference_settings_changed()
+
+    def _on_theme(self, mode: str) -> None:
+        self.ctx.settings.theme = mode
+        self.ctx.store.save()
+        if self.theme is not None:
+            self.theme.apply(mode)

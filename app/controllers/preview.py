@@ -1,0 +1,126 @@
+"""Latest-wins scheduling of live-preview requests.
+
+The viewer asks for a preview of whatever region is visible each time the
+user pans or zooms. Only the newest view matters, so:
+
+* input is debounced (``debounce_ms``, ~150 ms): a burst of wheel events makes one request;
+* a new request immediately cancels the running one (its token is set; the core stops at
+  the next tile, and a result that still arrives is dropped);
+* at most one request waits: a newer one replaces it (the older is "superseded");
+* a result is applied only if it belongs to the newest request.
+
+Every request's fate is kept in :attr:`PreviewScheduler.outcomes` ("pending",
+"running", "superseded", "cancelled", "applied", "failed") for tests and debugging.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from dipnet_core.cancel import CancelToken
+
+from ..workers import Task, start_task
+
+ComputeFn = Callable[[Any, CancelToken], Any]
+
+
+class PreviewScheduler(QObject):
+    ready = Signal(int, object, object)  # request id, request payload, result
+    failed = Signal(int, object)  # request id, exception
+    idle = Signal()  # nothing running and nothing pending
+
+    def __init__(self, compute: ComputeFn, debounce_ms: int = 150, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._compute = compute
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(debounce_ms)
+        self._timer.timeout.connect(self._start_pending)
+        self._next_id = 0
+        self._latest = 0
+        self._pending: tuple[int, Any] | None = None
+        self._running: tuple[int, Task] | None = None
+        self.outcomes: dict[int, str] = {}
+        self._requested_at: dict[int, float] = {}
+        # Request -> painted, for applied requests (includes the debounce): the user-visible latency.
+        self.latencies_ms: list[float] = []
+
+    @property
+    def debounce_ms(self) -> int:
+        return self._timer.interval()
+
+    @debounce_ms.setter
+    def debounce_ms(self, ms: int) -> None:
+        self._timer.setInterval(ms)
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None or self._pending is not None
+
+    def request(self, payload: Any) -> int:
+        self._next_id += 1
+        rid = self._latest = self._next_id
+        if self._pending is not None:
+            self.outcomes[self._pending[0]] = "superseded"
+        self._pending = (rid, payload)
+        self.outcomes[rid] = "pending"
+        self._requested_at[rid] = time.perf_counter()
+        self._cancel_running()
+        self._timer.start()  # restarts the debounce window
+        return rid
+
+    def cancel_all(self) -> None:
+        """Drop everything (a new image was opened, or the full result made previews moot)."""
+        self._timer.stop()
+        if self._pending is not None:
+            self.outcomes[self._pending[0]] = "superseded"
+            self._pending = None
+        self._latest = self._next_id + 1  # no running result can match any more
+        self._cancel_running()
+
+    def _cancel_running(self) -> None:
+        if self._running is not None:
+            rid, task = self._running
+            task.cancel()
+            self.outcomes[rid] = "cancelled"
+
+    def _start_pending(self) -> None:
+        if self._pending is None or self._running is not None:
+            return  # a running task's `done` starts the pending one
+        rid, payload = self._pending
+        self._pending = None
+        self.outcomes[rid] = "running"
+        task = start_task(
+            lambda token, _report: self._compute(payload, token),
+            f"preview-{rid}",
+            on_result=lambda result: self._on_result(rid, payload, result),
+            on_failed=lambda exc: self._on_failed(rid, exc),
+            on_done=self._on_done,
+        )
+        self._running = (rid, task)
+
+    def _on_result(self, rid: int, payload: Any, result: Any) -> None:
+        if rid != self._latest or self.outcomes.get(rid) == "cancelled":
+            self.outcomes[rid] = "cancelled"
+            return
+        self.outcomes[rid] = "applied"
+        self.latencies_ms.append(
+            (time.perf_counter() - self._requested_at.pop(rid, time.perf_counter())) * 1000
+        )
+        self.ready.emit(rid, payload, result)
+
+    def _on_failed(self, rid: int, exc: BaseException) -> None:
+        self.outcomes[rid] = "failed"
+        if rid == self._latest:
+            self.failed.emit(rid, exc)
+
+    def _on_done(self) -> None:
+        self._running = None
+        if self._pending is not None and not self._timer.isActive():
+            self._start_pending()
+        elif self._pending is None:
+            self.idle.emit()

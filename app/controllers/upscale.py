@@ -1,0 +1,422 @@
+"""Upscale tab logic: open, live preview, full upscale, save, clipboard."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QRect, QRectF, Signal
+from PySide6.QtGui import QGuiApplication, QImage
+
+from dipnet_core.cancel import CancelToken
+
+from ..errors import ErrorReporter, NoModelError, is_expected, user_message
+from ..qt_image import array_to_qimage, qimage_to_array
+from ..views.common import format_duration
+from ..views.upscale_view import UpscaleView
+from ..workers import Task, start_task
+from .context import AppContext
+from .engine import EngineKey
+from .preview import PreviewScheduler
+
+log = logging.getLogger(__name__)
+
+# Preview region size, in LR pixels per side. It adapts to the measured speed so a preview
+# takes about PREVIEW_BUDGET_S on this machine (a fast GPU previews a whole screen at once).
+MAX_PREVIEW_LR = 512
+MIN_PREVIEW_LR = 48
+START_PREVIEW_LR = 96
+PREVIEW_BUDGET_S = 0.3
+
+
+@dataclass
+class Loaded:
+    image: Any  # dipnet_core.io.ImageData
+    rgb: np.ndarray  # HxWx3 float32 colour for previews (gray repeated)
+    title: str
+    generation: int
+
+
+def lr_box_for_view(
+    visible: QRectF, scale: int, lr_w: int, lr_h: int, cap: int = MAX_PREVIEW_LR
+) -> tuple[int, int, int, int] | None:
+    """Visible output-space rect -> LR box (x0, y0, x1, y1), clipped, at most ``cap`` per side.
+
+    A view larger than the cap keeps its centre, so the preview lands where the user looks.
+    """
+    if visible.isEmpty():
+        return None
+    x0 = max(0, math.floor(visible.left() / scale))
+    y0 = max(0, math.floor(visible.top() / scale))
+    x1 = min(lr_w, math.ceil(visible.right() / scale))
+    y1 = min(lr_h, math.ceil(visible.bottom() / scale))
+    if x1 <= x0 or y1 <= y0:
+        return None
+
+    def clamp(a: int, b: int, limit: int) -> tuple[int, int]:
+        if b - a <= cap:
+            return a, b
+        c = (a + b) // 2
+        a = max(0, min(c - cap // 2, limit - cap))
+        return a, a + cap
+
+    x0, x1 = clamp(x0, x1, lr_w)
+    y0, y1 = clamp(y0, y1, lr_h)
+    return x0, y0, x1, y1
+
+
+class UpscaleController(QObject):
+    folderDropped = Signal(list)  # list[Path]: folders go to the Batch tab
+    resultReady = Signal()  # a full upscale finished and is shown (the controller is idle again)
+    saved = Signal(object)  # Path
+
+    def __init__(
+        self,
+        view: UpscaleView,
+        ctx: AppContext,
+        reporter: ErrorReporter | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.view = view
+        self.ctx = ctx
+        self.reporter = reporter
+        self.loaded: Loaded | None = None
+        self.result: Any = None  # ImageData of the finished upscale
+        self.result_qimage: QImage | None = None
+        self._generation = 0
+        self._scale = 4
+        self._upscale_task: Task | None = None
+        self._load_task: Task | None = None
+        self._save_task: Task | None = None
+        self._preview_rate: float | None = None  # LR pixels per second, measured by previews
+        self._engine_key_seen: EngineKey | None | bool = False  # False: never looked
+        self.preview = PreviewScheduler(self._compute_preview, 150, self)
+        self.preview.ready.connect(self._on_preview_ready)
+        self.preview.failed.connect(lambda _rid, exc: self._fail(exc, "live preview"))
+
+        s = ctx.settings
+        view.set_save_options(s.output_format, s.quality, s.name_template)
+        view.set_recent(s.recent_files)
+        view.set_mode(s.view_mode)
+        view.openRequested.connect(self.open_dialog)
+        view.pasteRequested.connect(self.paste)
+        view.pathsDropped.connect(self.open_paths)
+        view.recentChosen.connect(lambda p: self.open_path(Path(p)))
+        view.upscaleRequested.connect(self.upscale)
+        view.cancelRequested.connect(self.cancel)
+        view.saveRequested.connect(self.save_dialog)
+        view.copyRequested.connect(self.copy_result)
+        view.viewChanged.connect(self._on_view_changed)
+        view.modeChanged.connect(self._on_mode_changed)
+        view.saveOptionsChanged.connect(self._on_save_options)
+        ctx.engineChanged.connect(self._on_engine_changed)
+        self._on_engine_changed()
+
+    # ------------------------------------------------------------------ helpers
+    def _fail(self, exc: BaseException, context: str) -> None:
+        if not is_expected(exc) and self.reporter is not None:
+            self.reporter.report(exc, context)
+        self.view.show_error(user_message(exc, context))
+
+    def _engine_key(self) -> EngineKey | None:
+        try:
+            return self.ctx.engine_key()
+        except NoModelError as exc:
+            self.view.show_error(str(exc))
+            return None
+
+    def _on_engine_changed(self) -> None:
+        entry = self.ctx.current_model()
+        self.view.set_model_missing(entry is None)
+        try:
+            key: EngineKey | None = self.ctx.engine_key()
+        except NoModelError:
+            key = None
+        if key == self._engine_key_seen:
+            return  # e.g. a rename or a speed measurement: nothing the pixels depend on
+        self._engine_key_seen = key
+        if entry is not None:
+            self._scale = entry.scale or 4
+            self.view.set_info(f"Model: {entry.name} ×{self._scale}")
+        self.preview.cancel_all()
+        if self.loaded is not None:
+            # Results and previews belong to the previous model/backend: start over with the new one.
+            self.cancel()
+            self._generation += 1  # a result still coming from the old engine is dropped
+            self.loaded.generation = self._generation
+            self.result = self.result_qimage = None
+            self._show_loaded()
+            if entry is not None:
+                self.view.set_status(f"Now using {entry.name} — press Upscale")
+        self._on_view_changed()
+
+    @property
+    def busy(self) -> bool:
+        return self._upscale_task is not None
+
+    # ------------------------------------------------------------------ opening
+    def open_dialog(self) -> None:
+        path = self.view.ask_open_path(self.ctx.settings.last_open_dir)
+        if path is not None:
+            self.open_path(path)
+
+    def open_paths(self, paths: list[Path]) -> None:
+        folders = [p for p in paths if p.is_dir()]
+        files = [p for p in paths if p.is_file()]
+        if folders or len(files) > 1:
+            # Several files or a folder is a batch job, not something to compare side by side.
+            self.folderDropped.emit(folders + files)
+            return
+        if files:
+            self.open_path(files[0])
+
+    def open_path(self, path: Path) -> None:
+        if path.is_dir():
+            self.folderDropped.emit([path])
+            return
+
+        def load(token: CancelToken, _report: Any) -> Any:
+            from dipnet_core.io import read_image
+
+            img = read_image(path)
+            return img, array_to_qimage(img.pixels, img.alpha)
+
+        self.view.set_status(f"Opening {path.name}…")
+        self._load_task = start_task(
+            load,
+            "open-image",
+            on_result=lambda r: self._on_loaded(r[0], r[1], path.name, path),
+            on_failed=lambda exc: self._fail(exc, f"Cannot open {path.name}"),
+        )
+
+    def paste(self) -> None:
+        image = QGuiApplication.clipboard().image()
+        if image.isNull():
+            self.view.show_error("The clipboard holds no image.")
+            return
+        self.open_qimage(image, "Pasted image")
+
+    def open_qimage(self, image: QImage, title: str) -> None:
+        from dipnet_core.io import ImageData
+
+        pixels, alpha, bits = qimage_to_array(image)
+        img = ImageData(pixels=pixels, alpha=alpha, bit_depth=bits)
+        self._on_loaded(img, array_to_qimage(img.pixels, img.alpha), title, None)
+
+    def _on_loaded(self, img: Any, qimage: QImage, title: str, path: Path | None) -> None:
+        self.cancel()
+        self.preview.cancel_all()
+        self._generation += 1
+        rgb = img.pixels if img.pixels.shape[2] == 3 else np.repeat(img.pixels, 3, axis=2)
+        self.loaded = Loaded(img, np.ascontiguousarray(rgb), title, self._generation)
+        self.result = None
+        self.result_qimage = None
+        self.view.banner.hide()
+        self.view.set_model_missing(self.ctx.current_model() is None)
+        self._show_loaded(qimage)
+        if path is not None:
+            s = self.ctx.settings
+            s.add_recent(path)
+            s.last_open_dir = str(path.parent)
+            self.ctx.store.save()
+            self.view.set_recent(s.recent_files)
+        self._on_view_changed()
+
+    def _show_loaded(self, qimage: QImage | None = None) -> None:
+        """(Re)show the current input with no result and no previews, at the current model's scale."""
+        assert self.loaded is not None
+        img, s = self.loaded.image, self._scale
+        detail = f"{self.loaded.title} · {img.width}×{img.height}"
+        if img.bit_depth == 16:
+            detail += " · 16-bit"
+        if img.has_alpha:
+            detail += " · alpha"
+        before = qimage if qimage is not None else self.view.compare.before_image()
+        self.view.show_image(before, s, f"{detail} → {img.width * s}×{img.height * s}")
+
+    # ------------------------------------------------------------------ live preview
+    def _on_view_changed(self) -> None:
+        if self.loaded is None or self.result is not None or self.ctx.current_model() is None:
+            return
+        canvas = self.view.active_canvas()
+        img = self.loaded.image
+        box = lr_box_for_view(
+            canvas.visible_image_rect(), self._scale, img.width, img.height, self.preview_cap()
+        )
+        if box is None:
+            return
+        out = QRect(
+            box[0] * self._scale,
+            box[1] * self._scale,
+            (box[2] - box[0]) * self._scale,
+            (box[3] - box[1]) * self._scale,
+        )
+        if any(p.contains(out) for p in canvas.patches()):
+            return  # already sharp there (e.g. zooming in on a previewed area)
+        try:
+            key = self.ctx.engine_key()
+        except NoModelError:
+            return
+        self.preview.request((self.loaded.generation, key, box, self.loaded.rgb))
+
+    def preview_cap(self) -> int:
+        if self._preview_rate is None:
+            return START_PREVIEW_LR
+        side = int(math.sqrt(self._preview_rate * PREVIEW_BUDGET_S))
+        return max(MIN_PREVIEW_LR, min(MAX_PREVIEW_LR, side))
+
+    def _compute_preview(
+        self, payload: tuple[int, EngineKey, tuple[int, int, int, int], np.ndarray], token: CancelToken
+    ) -> QImage:
+        # Runs on a worker thread: everything it needs travels in the payload.
+        _generation, key, box, rgb = payload
+        engine = self.ctx.engine(key)
+        t0 = time.perf_counter()
+        sr = engine.preview_upscaler.upscale_region(rgb, box=box, cancel=token)
+        rate = (box[2] - box[0]) * (box[3] - box[1]) / max(1e-6, time.perf_counter() - t0)
+        # A plain float store is atomic; a slightly stale value only changes the next box size.
+        self._preview_rate = rate if self._preview_rate is None else 0.5 * (self._preview_rate + rate)
+        return array_to_qimage(sr)
+
+    def _on_preview_ready(self, _rid: int, payload: Any, image: QImage) -> None:
+        generation, _key, box, _rgb = payload
+        if self.loaded is None or generation != self.loaded.generation or self.result is not None:
+            return
+        s = self._scale
+        self.view.show_preview_patch(QRect(box[0] * s, box[1] * s, image.width(), image.height()), image)
+
+    def _on_mode_changed(self, mode: str) -> None:
+        self.ctx.settings.view_mode = mode
+        self.ctx.store.save()
+
+    # ------------------------------------------------------------------ full upscale
+    def upscale(self) -> None:
+        if self.loaded is None or self._upscale_task is not None:
+            return
+        key = self._engine_key()
+        if key is None:
+            return
+        img = self.loaded.image
+        generation = self.loaded.generation
+        entry = self.ctx.current_model()
+        display_name = entry.name if entry else ""
+
+        def run(token: CancelToken, report: Any) -> Any:
+            from dipnet_core.engine import upscale_image
+
+            engine = self.ctx.engine(key)
+            t0 = time.perf_counter()
+            out = upscale_image(img, engine.upscaler, cancel=token, progress=report)
+            seconds = time.perf_counter() - t0
+            bits = 16 if out.bit_depth == 16 else 8
+            return (
+                generation,
+                out,
+                array_to_qimage(out.pixels, out.alpha, bits),
+                seconds,
+                engine.describe(display_name),
+            )
+
+        self.view.banner.hide()
+        self.view.set_busy(True)
+        self.view.set_status("Preparing…")
+        self._upscale_task = start_task(
+            run,
+            "upscale",
+            on_result=self._on_upscaled,
+            on_progress=self._on_progress,
+            on_failed=lambda exc: self._fail(exc, "Upscale failed"),
+            on_cancelled=lambda: self.view.set_status("Upscale cancelled."),
+            on_done=self._on_upscale_done,
+        )
+
+    def cancel(self) -> None:
+        if self._upscale_task is not None:
+            self._upscale_task.cancel()
+            self.view.set_status("Cancelling…")
+
+    def _on_progress(self, tp: Any) -> None:
+        self.view.set_progress(tp.done, tp.total, tp.eta_s, tp.megapixels_per_s)
+
+    def _on_upscaled(self, r: tuple[int, Any, QImage, float, str]) -> None:
+        generation, out, qimage, seconds, engine_text = r
+        if self.loaded is None or generation != self.loaded.generation:
+            return
+        self.preview.cancel_all()
+        self.result, self.result_qimage = out, qimage
+        self.view.show_result(qimage)
+        self.view.set_status(f"Done: {out.width}×{out.height} in {format_duration(seconds)}")
+        self.view.set_info(engine_text)
+
+    def _on_upscale_done(self) -> None:
+        self._upscale_task = None
+        self.view.set_busy(False)
+        if self.result is not None:
+            self.resultReady.emit()
+
+    # ------------------------------------------------------------------ saving
+    def _on_save_options(self) -> None:
+        s = self.ctx.settings
+        s.output_format = self.view.save_format()
+        s.quality = self.view.quality_spin.value()
+        s.name_template = self.view.template_edit.text().strip() or "{stem}_x{scale}"
+        self.ctx.store.save()
+
+    def suggested_save_path(self) -> Path:
+        from dipnet_core.batch import output_suffix, render_name
+
+        s = self.ctx.settings
+        src = self.loaded.image.path if self.loaded is not None else None
+        stem = src.stem if src is not None else "pasted"
+        entry = self.ctx.current_model()
+        fmt = self.view.save_format()
+        try:
+            name = render_name(
+                s.name_template, stem=stem, scale=self._scale, ext=fmt, model=entry.name if entry else ""
+            )
+        except (KeyError, ValueError, IndexError):
+            name = f"{stem}_x{self._scale}"
+        folder = (
+            Path(s.last_save_dir) if s.last_save_dir else (src.parent if src is not None else Path.home())
+        )
+        return folder / f"{name}{output_suffix(Path(stem + '.png'), fmt)}"
+
+    def save_dialog(self) -> None:
+        if self.result is None:
+            return
+        path = self.view.ask_save_path(self.suggested_save_path())
+        if path is not None:
+            self.save(path)
+
+    def save(self, path: Path) -> Task | None:
+        if self.result is None:
+            return None
+        result, quality = self.result, self.view.quality_spin.value()
+        protect = (self.loaded.image.path,) if self.loaded and self.loaded.image.path else ()
+
+        def write(_token: CancelToken, _report: Any) -> Path:
+            from dipnet_core.io import write_image
+
+            return write_image(path, result, quality=quality, overwrite=True, protect=protect)
+
+        def ok(p: Path) -> None:
+            self.ctx.settings.last_save_dir = str(Path(p).parent)
+            self.ctx.store.save()
+            self.view.set_status(f"Saved {Path(p).name}")
+            self.saved.emit(Path(p))
+
+        self._save_task = start_task(
+            write, "save", on_result=ok, on_failed=lambda exc: self._fail(exc, f"Cannot save {path.name}")
+        )
+        return self._save_task
+
+    def copy_result(self) -> None:
+        if self.result_qimage is not None:
+            QGuiApplication.clipboard().setImage(self.result_qimage)
+            self.view.set_status("Copied the upscaled image to the clipboard.")

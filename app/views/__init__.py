@@ -1,0 +1,1 @@
+"""Views: layout and painting only; they emit signals and expose setters for controllers."""

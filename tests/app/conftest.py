@@ -1,0 +1,66 @@
+"""Fixtures for the GUI tests: a throwaway user folder, app services with the official model, tiny images.
+
+The official weights come from ``official_weights_path`` in ``tests/conftest.py`` (skips if absent).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+from studio_testutil import write_png
+
+import app  # noqa: F401  # first: applies the PySide6 6.12 / Python 3.11 refcount workaround
+
+
+@pytest.fixture
+def studio_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every app folder (settings, models, logs, runs) at a temp dir via DIPNET_STUDIO_HOME."""
+    home = tmp_path / "studio-home"
+    monkeypatch.setenv("DIPNET_STUDIO_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def tiny_image(tmp_path: Path) -> Path:
+    return write_png(tmp_path / "inputs" / "tiny.png", 40, 32)
+
+
+@pytest.fixture
+def ctx(studio_home: Path, official_weights_path: Path, qapp: object) -> Iterator[object]:
+    """App services with the official model imported and set as default."""
+    from app.controllers.context import AppContext
+    from app.controllers.models import ModelLibrary
+    from app.settings import AppPaths, SettingsStore
+
+    store = SettingsStore(AppPaths.default().ensure())
+    library = ModelLibrary(store)
+    entry = library.import_file(official_weights_path, name="DIPNet official")
+    library.set_default(entry.id)
+    yield AppContext(store, library)
+
+
+@pytest.fixture
+def window(ctx: object, qtbot: object) -> Iterator[object]:
+    from app.views.main_window import MainWindow
+    from app.workers import shutdown
+
+    w = MainWindow(ctx)  # type: ignore[arg-type]
+    qtbot.addWidget(w)  # type: ignore[attr-defined]
+    w.resize(1000, 700)
+    w.show()
+    yield w
+    w.train.shutdown(5000)
+    assert shutdown(10_000)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_tasks() -> Iterator[None]:
+    yield
+    from app.workers import shutdown
+
+    assert shutdown(10_000), "a background task did not stop"

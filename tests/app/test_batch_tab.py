@@ -1,0 +1,93 @@
+"""Batch tab: a folder tree with one bad file finishes with the right statuses and a saved report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+from studio_testutil import needs_engine, write_png
+
+
+def _tree(root: Path) -> Path:
+    src = root / "in"
+    write_png(src / "a.png", 32, 24, seed=0)
+    write_png(src / "sub" / "b.png", 24, 32, seed=1)
+    (src / "sub" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
+@needs_engine
+def test_batch_with_a_bad_file_then_retry(window: object, qtbot: object, tmp_path: Path) -> None:
+    from dipnet_core.batch import BatchReport
+
+    src = _tree(tmp_path)
+    out = tmp_path / "out"
+    w = window
+    b, v = w.batch, w.batch_view  # type: ignore[attr-defined]
+    b.add_inputs([src])
+    v.output_edit.setText(str(out))
+    v.recursive.setChecked(True)
+    with qtbot.waitSignal(b.finished, timeout=60_000) as sig:  # type: ignore[attr-defined]
+        v.start_btn.click()
+    report = sig.args[0]
+    rows = {r.input.name: r for r in v.model.rows}
+    assert set(rows) == {"a.png", "b.png", "bad.png"}
+    assert rows["a.png"].status == "done" and rows["b.png"].status == "done"
+    assert rows["bad.png"].status == "failed" and "bad.png" in rows["bad.png"].detail
+    assert len(report.done) == 2 and len(report.failed) == 1
+    # The tree is mirrored and outputs are 4x.
+    with Image.open(out / "sub" / "b_x4.png") as im:
+        assert im.size == (96, 128)
+    assert (out / "a_x4.png").exists()
+    saved = BatchReport.load(b.report_path)
+    assert [e.input.name for e in saved.failed] == ["bad.png"]
+    assert "100%" in v.progress.text() or v.progress.value() == 1000
+    qtbot.waitUntil(lambda: v.retry_btn.isEnabled(), timeout=5000)  # type: ignore[attr-defined]
+
+    # Fix the broken file, then "Retry failed" runs just that one.
+    write_png(src / "sub" / "bad.png", 20, 20, seed=2)
+    with qtbot.waitSignal(b.finished, timeout=60_000) as sig2:  # type: ignore[attr-defined]
+        v.retry_btn.click()
+    merged = sig2.args[0]
+    assert len(merged.done) == 3 and not merged.failed
+    assert rows["bad.png"].status == "done"
+    assert not v.retry_btn.isEnabled()
+
+    # Skip existing: a rerun skips everything.
+    v.skip_existing.setChecked(True)
+    with qtbot.waitSignal(b.finished, timeout=60_000) as sig3:  # type: ignore[attr-defined]
+        v.start_btn.click()
+    assert len(sig3.args[0].skipped) == 3
+    assert {r.status for r in v.model.rows} == {"skipped"}
+
+
+@needs_engine
+def test_batch_pause_and_cancel(window: object, qtbot: object, tmp_path: Path) -> None:
+    src = tmp_path / "many"
+    for i in range(4):
+        write_png(src / f"img{i}.png", 24, 24, seed=i)
+    w = window
+    b, v = w.batch, w.batch_view  # type: ignore[attr-defined]
+    b.add_inputs([src])
+    v.output_edit.setText(str(tmp_path / "o"))
+    v.pause_btn.setEnabled(True)
+    b.set_paused(True)  # paused before the first file: nothing runs until resumed or cancelled
+    with qtbot.waitSignal(b.finished, timeout=60_000) as sig:  # type: ignore[attr-defined]
+        v.start_btn.click()
+        qtbot.waitUntil(lambda: len(v.model.rows) == 4, timeout=10_000)  # type: ignore[attr-defined]
+        assert v.cancel_btn.isEnabled()
+        v.cancel_btn.click()
+    report = sig.args[0]
+    assert report.cancelled and not report.done
+    assert {r.status for r in v.model.rows} == {"cancelled"}
+    qtbot.waitUntil(lambda: v.start_btn.isEnabled(), timeout=5000)  # type: ignore[attr-defined]
+    assert not list((tmp_path / "o").glob("*.png"))
+
+
+def test_batch_needs_inputs_and_output(window: object) -> None:
+    w = window
+    w.batch.set_inputs([])  # type: ignore[attr-defined]
+    w.batch_view.start_btn.click()  # type: ignore[attr-defined]
+    assert "input" in w.batch_view.banner.text.text().lower()  # type: ignore[attr-defined]
+    assert not w.batch.running  # type: ignore[attr-defined]

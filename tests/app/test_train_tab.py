@@ -1,0 +1,93 @@
+"""Train tab: the tiny-test preset end to end in the child process, install, upscale; cancel + resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from studio_testutil import engine_missing, write_png
+
+from app.controllers.train import train_available
+
+pytestmark = pytest.mark.skipif(train_available() is not None, reason="dipnet_core.train not available")
+
+
+def _data(root: Path) -> Path:
+    for i in range(4):
+        write_png(root / "hr" / f"img{i}.png", 96, 96, seed=i)
+    return root / "hr"
+
+
+def _setup(window: object, data: Path, name: str) -> object:
+    w = window
+    v = w.train_view  # type: ignore[attr-defined]
+    v.add_data_dirs([data])
+    v.set_preset_name("tiny-test")
+    v.name_edit.setText(name)
+    v.name_edit.editingFinished.emit()
+    return w.train  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(engine_missing() is not None, reason="dipnet_core.engine not available")
+def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: object, tmp_path: Path) -> None:
+    tc = _setup(window, _data(tmp_path), "tiny-app-model")
+    events: list[dict] = []
+    tc.event.connect(events.append)  # type: ignore[attr-defined]
+    with qtbot.waitSignal(tc.runFinished, timeout=170_000) as sig:  # type: ignore[attr-defined]
+        tc.view.start_btn.click()  # type: ignore[attr-defined]
+        assert tc.running  # type: ignore[attr-defined]
+    assert sig.args == ["done"], tc.view.banner.text.text()  # type: ignore[attr-defined]
+    kinds = {e["type"] for e in events}
+    assert {"StageStarted", "Step", "Validation", "StageFinished", "RunFinished", "Result"} <= kinds
+    v = tc.view  # type: ignore[attr-defined]
+    stages = [v.stage_list.item(i).text() for i in range(v.stage_list.count())]
+    assert all(s.startswith("✔") for s in stages), stages
+    assert any("Prune round 1" in s for s in stages) and not any("Prune rounds" in s for s in stages)
+    assert v._loss_data and v._psnr_data[0]  # the plots got data
+    assert v.sample_labels["sr"].pixmap() is not None and not v.sample_labels["sr"].pixmap().isNull()
+    assert not v.install_btn.isHidden()  # (the Train tab itself is not the current tab)
+
+    # One click installs it as the default model; the Upscale tab uses it right away.
+    with qtbot.waitSignal(tc.installed, timeout=10_000) as inst:  # type: ignore[attr-defined]
+        v.install_btn.click()
+    entry = inst.args[0]
+    w = window
+    assert w.ctx.current_model().id == entry.id and entry.origin == "trained"  # type: ignore[attr-defined]
+    assert "tiny-app-model" in w.model_status.text()  # type: ignore[attr-defined]
+    up = w.upscale  # type: ignore[attr-defined]
+    img = write_png(tmp_path / "x.png", 24, 20, seed=5)
+    with qtbot.waitSignal(up.preview.ready, timeout=30_000):  # type: ignore[attr-defined]
+        up.open_path(img)
+    with qtbot.waitSignal(up.resultReady, timeout=30_000):  # type: ignore[attr-defined]
+        up.upscale()
+    assert (up.result.width, up.result.height) == (96, 80)
+    assert "tiny-app-model" in up.view.info_label.text()
+
+
+def test_cancel_then_resume_from_checkpoint(window: object, qtbot: object, tmp_path: Path) -> None:
+    tc = _setup(window, _data(tmp_path), "tiny-cancel")
+    v = tc.view  # type: ignore[attr-defined]
+    v.teacher_steps.setValue(5000)  # long enough that the cancel surely lands mid-stage
+    events: list[dict] = []
+    tc.event.connect(events.append)  # type: ignore[attr-defined]
+    with qtbot.waitSignal(tc.runFinished, timeout=120_000) as sig:  # type: ignore[attr-defined]
+        v.start_btn.click()
+        qtbot.waitUntil(
+            lambda: any(e["type"] == "Step" and e["step"] >= 3 for e in events),  # type: ignore[attr-defined]
+            timeout=100_000,
+        )
+        v.cancel_btn.click()
+    assert sig.args == ["cancelled"]
+    assert v.resume_btn.isEnabled() and "Resume" in v.stage_label.text()
+    assert v.stage_list.item(0).text().startswith("■")
+
+    events.clear()
+    with qtbot.waitSignal(tc.runFinished, timeout=120_000) as sig2:  # type: ignore[attr-defined]
+        v.resume_btn.click()
+        qtbot.waitUntil(lambda: any(e["type"] == "Step" for e in events), timeout=100_000)  # type: ignore[attr-defined]
+        v.cancel_btn.click()
+    assert sig2.args == ["cancelled"]
+    started = [e for e in events if e["type"] == "StageStarted"]
+    assert (
+        started and started[0]["stage"] == "teacher" and started[0]["start_step"] >= 2
+    )  # resumed, not restarted
