@@ -1,0 +1,339 @@
+"""Training and validation data: random HR crops with their MATLAB-bicubic LR.
+
+Reproducibility is the central design choice: the crop for sample ``i`` of
+step ``s`` is drawn from a generator seeded by ``(seed, stream, rank, s, i)``.
+A run resumed at step ``s`` therefore sees exactly the batches an uninterrupted
+run would, without saving any DataLoader or sampler state, and with any number
+of worker processes. Under DDP each rank has its own ``rank`` in the seed, so
+ranks see different crops.
+
+LR patches are made by downscaling the HR crop plus a margin of ``2 * scale``
+HR pixels (the bicubic kernel's reach) and cutting the margin off the result,
+so a crop's LR equals the same region of the whole-image LR exactly, the same
+LR the benchmark protocol uses. Images that cannot be read or are too small
+are skipped and reported as ``(path, reason)``; they never crash a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..resize import bicubic_downscale_uint8, imresize, modcrop
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "DataError",
+    "ImageSet",
+    "SRCropDataset",
+    "StepBatchSampler",
+    "ValItem",
+    "load_val_set",
+    "make_loader",
+    "read_rgb_uint8",
+    "sample_generator",
+    "scan_images",
+    "split_train_val",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class DataError(RuntimeError):
+    """No usable training data (the message says why and lists what was skipped)."""
+
+
+try:  # the app's reader raises its own error type (not an OSError)
+    from ..io import ImageReadError as _ImageReadError
+except ImportError:  # pragma: no cover - io is part of the package
+    class _ImageReadError(Exception):  # type: ignore[no-redef]
+        pass
+
+READ_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, _ImageReadError)
+
+
+def _is_image_path(p: Path) -> bool:
+    try:
+        from ..io import is_image_path  # the colleague's io knows every format the app reads
+
+        return bool(is_image_path(p))
+    except ImportError:
+        return p.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_rgb_uint8(path: str | Path) -> np.ndarray:
+    """Decode an image to HxWx3 uint8 (grey is replicated, alpha dropped, 16-bit rounded).
+
+    Raises ``OSError``/``ValueError`` naming the file when it cannot be decoded.
+    """
+    try:
+        from ..io import read_image
+    except ImportError:
+        read_image = None
+    if read_image is not None:
+        pixels = np.asarray(read_image(path).pixels, dtype=np.float32)
+        img = np.clip(np.round(pixels * 255.0), 0, 255).astype(np.uint8)
+    else:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                im.load()
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    arr = np.asarray(im, dtype=np.float64)
+                    img = np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)
+                else:
+                    img = np.asarray(im.convert("RGB"))
+        except Exception as exc:  # PIL raises many types for corrupt files
+            raise OSError(f"cannot read image '{path}': {exc}") from exc
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    elif img.shape[2] > 3:
+        img = img[..., :3]
+    return np.ascontiguousarray(img)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the header only; full decoding is deferred to first use."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        w, h = im.size
+    return h, w
+
+
+def scan_images(dirs: Sequence[str | Path], min_side: int = 0) -> tuple[list[Path], list[tuple[str, str]]]:
+    """All images under ``dirs`` (recursive, sorted), plus the skipped ones as ``(path, reason)``."""
+    found: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for d in dirs:
+        root = Path(d)
+        if not root.is_dir():
+            skipped.append((str(root), "folder not found"))
+            continue
+        for p in sorted(root.rglob("*")):
+            if not p.is_file() or not _is_image_path(p):
+                continue
+            try:
+                h, w = _image_size(p)
+            except Exception as exc:  # unreadable header: corrupt, truncated, not an image
+                skipped.append((str(p), f"unreadable: {type(exc).__name__}: {exc}"))
+                continue
+            if min(h, w) < min_side:
+                skipped.append((str(p), f"too small ({w}x{h} px, need at least {min_side} px per side)"))
+                continue
+            found.append(p)
+    return found, skipped
+
+
+def split_train_val(paths: Sequence[Path], fraction: float, max_val: int) -> tuple[list[Path], list[Path]]:
+    """Deterministic split by a hash of each file name, stable when files are added or removed."""
+    if fraction <= 0 or len(paths) < 2:
+        return list(paths), []
+    keyed = sorted(paths, key=lambda p: hashlib.sha1(p.name.encode()).hexdigest())
+    n_val = max(1, min(max_val, round(len(paths) * fraction), len(paths) - 1))
+    val = set(keyed[:n_val])
+    return [p for p in paths if p not in val], [p for p in paths if p in val]
+
+
+@dataclass
+class ImageSet:
+    """HR image files (and optional paired LR files) with a bounded in-memory decode cache.
+
+    Only decoded HR (and paired LR) pixels are cached: bicubic LR is always made
+    per crop (exactly equal to the whole-image LR, see :func:`_lr_of_crop`),
+    which keeps memory flat for 5K wallpapers where a whole-image MATLAB resize
+    would need gigabytes of temporaries.
+    """
+
+    paths: list[Path]
+    scale: int
+    lr_paths: list[Path] | None = None
+    cache: bool = True
+    cache_mb: int = 2048
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    _cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict, repr=False)
+    _cache_bytes: int = 0
+    _sizes: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def size(self, i: int) -> tuple[int, int]:
+        """(height, width) of the HR image after modcrop (from the header; EXIF rotation may swap them)."""
+        if i not in self._sizes:
+            h, w = _image_size(self.paths[i])
+            self._sizes[i] = (h - h % self.scale, w - w % self.scale)
+        return self._sizes[i]
+
+    def get(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """HR uint8 (modcropped) and, for paired folders, the full LR uint8 (else None)."""
+        if i in self._cache:
+            return self._cache[i]
+        hr = modcrop(read_rgb_uint8(self.paths[i]), self.scale)
+        lr: np.ndarray | None = None
+        if self.lr_paths is not None:
+            lr = read_rgb_uint8(self.lr_paths[i])
+            lh, lw = hr.shape[0] // self.scale, hr.shape[1] // self.scale
+            if lr.shape[0] < lh or lr.shape[1] < lw:
+                raise ValueError(f"paired LR '{self.lr_paths[i]}' is {lr.shape[1]}x{lr.shape[0]}, "
+                                 f"expected {lw}x{lh} for scale {self.scale}")
+            lr = lr[:lh, :lw]
+        nbytes = hr.nbytes + (lr.nbytes if lr is not None else 0)
+        if self.cache and self._cache_bytes + nbytes <= self.cache_mb * 2**20:
+            self._cache[i] = (hr, lr)
+            self._cache_bytes += nbytes
+        return hr, lr
+
+
+def _lr_of_crop(hr: np.ndarray, y: int, x: int, hp: int, scale: int) -> np.ndarray:
+    """LR of ``hr[y:y+hp, x:x+hp]`` equal to the whole-image MATLAB-bicubic LR at that place."""
+    m = 2 * scale  # bicubic reach at 1/scale: 2 LR px = 2*scale HR px per side
+    h, w = hr.shape[:2]
+    y0, x0 = max(0, y - m), max(0, x - m)
+    y1, x1 = min(h, y + hp + m), min(w, x + hp + m)
+    region = hr[y0:y1, x0:x1]
+    lr = np.clip(np.round(imresize(region.astype(np.float64), scale=1.0 / scale)), 0, 255).astype(np.uint8)
+    oy, ox = (y - y0) // scale, (x - x0) // scale
+    lp = hp // scale
+    return lr[oy:oy + lp, ox:ox + lp]
+
+
+def _augment(lr: np.ndarray, hr: np.ndarray, code: int) -> tuple[np.ndarray, np.ndarray]:
+    """One of the 8 dihedral transforms (flips and 90-degree rotations), the same for LR and HR."""
+    if code & 1:
+        lr, hr = lr[:, ::-1], hr[:, ::-1]
+    if code & 2:
+        lr, hr = lr[::-1], hr[::-1]
+    if code & 4:
+        lr, hr = lr.transpose(1, 0, 2), hr.transpose(1, 0, 2)
+    return lr, hr
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img).transpose(2, 0, 1).astype(np.float32) / 255.0)
+
+
+def sample_generator(seed: int, stream: int, rank: int, step: int, index: int) -> np.random.Generator:
+    """The generator for one training sample; a pure function of its coordinates."""
+    return np.random.Generator(np.random.PCG64([seed, stream, rank, step, index]))
+
+
+class SRCropDataset(Dataset):
+    """Map-style dataset indexed by ``(step, i)`` pairs encoded as ``step * batch + i``."""
+
+    def __init__(self, images: ImageSet, lr_patch: int, batch: int, seed: int, stream: int = 0,
+                 rank: int = 0, augment: bool = True) -> None:
+        self.images, self.lr_patch, self.batch = images, lr_patch, batch
+        self.seed, self.stream, self.rank, self.augment = seed, stream, rank, augment
+        hp = lr_patch * images.scale
+        self.eligible = [i for i in range(len(images)) if min(images.size(i)) >= hp]
+        eligible = set(self.eligible)
+        self.too_small = [(str(images.paths[i]), f"smaller than the {hp} px HR patch")
+                          for i in range(len(images)) if i not in eligible]
+        if not self.eligible:
+            raise DataError(f"no training image is at least {hp}x{hp} px (LR patch {lr_patch} x{images.scale}); "
+                            f"{len(images)} image(s) were considered")
+        self._failed: set[int] = set()
+
+    def __len__(self) -> int:
+        return 2**62  # indices come from StepBatchSampler, never from len()
+
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        step, i = divmod(int(key), self.batch)
+        rng = sample_generator(self.seed, self.stream, self.rank, step, i)
+        order = rng.permutation(len(self.eligible))
+        # Fall through to the next candidate if an image fails to decode, so a
+        # corrupt file found late costs one retry instead of the run.
+        for j in order:
+            idx = self.eligible[int(j)]
+            if idx in self._failed:
+                continue
+            try:
+                return self._crop(idx, rng)
+            except READ_ERRORS as exc:
+                self._failed.add(idx)
+                self.images.skipped.append((str(self.images.paths[idx]), f"decode failed: {exc}"))
+        raise DataError("every training image failed to decode")
+
+    def _crop(self, idx: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        s, lp = self.images.scale, self.lr_patch
+        hp = lp * s
+        hr_img, lr_img = self.images.get(idx)
+        h, w = hr_img.shape[:2]
+        ly = int(rng.integers(0, h // s - lp + 1))
+        lx = int(rng.integers(0, w // s - lp + 1))
+        y, x = ly * s, lx * s
+        hr = hr_img[y:y + hp, x:x + hp]
+        lr = lr_img[ly:ly + lp, lx:lx + lp] if lr_img is not None else _lr_of_crop(hr_img, y, x, hp, s)
+        code = int(rng.integers(0, 8)) if self.augment else 0
+        lr, hr = _augment(lr, hr, code)
+        return _to_tensor(lr), _to_tensor(hr)
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Yields the index batches of steps ``start .. total-1``; resuming is just a different ``start``."""
+
+    def __init__(self, start: int, total: int, batch: int) -> None:
+        self.start, self.total, self.batch = start, total, batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.total):
+            yield [step * self.batch + i for i in range(self.batch)]
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+
+def make_loader(dataset: SRCropDataset, start_step: int, total_steps: int, num_workers: int = 0,
+                pin_memory: bool = False) -> DataLoader:
+    """DataLoader over steps ``start_step..total_steps-1``; workers only speed it up, never change it."""
+    kwargs: dict = {}
+    if num_workers > 0:
+        # The platform's default start method: fork on Linux up to Python 3.13 shares the
+        # parent's decoded-image cache for free; forcing fork would warn on newer Pythons.
+        kwargs.update(persistent_workers=False, prefetch_factor=2)
+    return DataLoader(dataset, batch_sampler=StepBatchSampler(start_step, total_steps, dataset.batch),
+                      num_workers=num_workers, pin_memory=pin_memory, **kwargs)
+
+
+@dataclass
+class ValItem:
+    name: str
+    lr: np.ndarray  # uint8 HxWx3
+    hr: np.ndarray  # uint8 (h*scale)x(w*scale)x3
+
+
+def load_val_set(paths: Sequence[Path], scale: int, crop: int = 0,
+                 skipped: list[tuple[str, str]] | None = None) -> list[ValItem]:
+    """HR -> modcrop -> optional centre crop -> benchmark LR (MATLAB bicubic, rounded to uint8)."""
+    items: list[ValItem] = []
+    min_hr = 15 * scale
+    for p in paths:
+        try:
+            hr = read_rgb_uint8(p)
+        except READ_ERRORS as exc:
+            if skipped is not None:
+                skipped.append((str(p), f"validation image unreadable: {exc}"))
+            continue
+        if crop > 0:
+            c = max(crop - crop % scale, min_hr)
+            h, w = hr.shape[:2]
+            if h > c or w > c:
+                y, x = max(0, (h - c) // 2), max(0, (w - c) // 2)
+                hr = hr[y:y + c, x:x + c]
+        hr = modcrop(hr, scale)
+        if min(hr.shape[:2]) < min_hr:
+            if skipped is not None:
+                skipped.append((str(p), f"validation image too small (< {min_hr} px)"))
+            continue
+        items.append(ValItem(Path(p).stem, bicubic_downscale_uint8(hr, scale), np.ascontiguousarray(hr)))
+    return items

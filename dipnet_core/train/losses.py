@@ -1,0 +1,105 @@
+"""Losses of DIPNet training as small callables.
+
+* :class:`L1Loss` to the ground-truth HR;
+* :class:`EnhancedHRLoss`: L1 to the teacher's SR of the same LR input (the
+  "teacher-enhanced HR" target, sharper and more consistent than bicubic-made pairs);
+* :class:`MultiAnchorLoss`: L1 between student block outputs, lifted by 1x1
+  "adapter" convs to the teacher's width, and the teacher's block outputs at
+  matching depths. Adapters are trained with the student and dropped afterwards,
+  so they cost nothing at inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["AnchorAdapters", "DistillLoss", "EnhancedHRLoss", "L1Loss", "MultiAnchorLoss", "default_anchor_pairs"]
+
+
+class L1Loss:
+    def __call__(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(sr.float(), hr.float())
+
+
+class EnhancedHRLoss:
+    """L1 to the teacher's output; the target is detached so no gradient reaches the teacher."""
+
+    def __call__(self, sr: torch.Tensor, teacher_sr: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(sr.float(), teacher_sr.detach().float())
+
+
+def default_anchor_pairs(n_student: int, n_teacher: int) -> list[tuple[int, int]]:
+    """Student block i (1-based) -> teacher block at the same relative depth (4 vs 8: 1->2 ... 4->8)."""
+    return [(i, max(1, round(i * n_teacher / n_student))) for i in range(1, n_student + 1)]
+
+
+class AnchorAdapters(nn.Module):
+    """One 1x1 conv per anchor pair, student width -> teacher width.
+
+    Initialised to a (scaled) identity where widths allow it, so the feature loss
+    starts by comparing the features themselves rather than a random projection.
+    """
+
+    def __init__(self, student_width: int, teacher_width: int, n_anchors: int) -> None:
+        super().__init__()
+        self.student_width, self.teacher_width = student_width, teacher_width
+        self.convs = nn.ModuleList(nn.Conv2d(student_width, teacher_width, 1) for _ in range(n_anchors))
+        with torch.no_grad():
+            for conv in self.convs:
+                conv.weight.zero_()
+                conv.bias.zero_()
+                n = min(student_width, teacher_width)
+                conv.weight[:n, :n, 0, 0] = torch.eye(n)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return [conv(f) for conv, f in zip(self.convs, feats, strict=True)]
+
+
+class MultiAnchorLoss:
+    """Mean over anchors of L1(adapter_k(student_feat[s_k]), teacher_feat[t_k])."""
+
+    def __init__(self, pairs: Sequence[tuple[int, int]]) -> None:
+        self.pairs = list(pairs)
+
+    def select(self, student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]
+               ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return ([student_feats[s - 1] for s, _ in self.pairs], [teacher_feats[t - 1] for _, t in self.pairs])
+
+    def __call__(self, adapted: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        losses = [F.l1_loss(a.float(), t.detach().float()) for a, t in zip(adapted, teacher_feats, strict=True)]
+        return torch.stack(losses).mean()
+
+
+class DistillLoss:
+    """``hr_weight * L1(sr, hr) + alpha * L1(sr, teacher_sr) + beta * multi-anchor``.
+
+    Terms with zero weight (or no teacher) are not computed. Returns the total
+    and a dict of the parts (floats) for logging.
+    """
+
+    def __init__(self, hr_weight: float = 1.0, alpha: float = 0.0, beta: float = 0.0,
+                 pairs: Sequence[tuple[int, int]] = ()) -> None:
+        self.hr_weight, self.alpha, self.beta = hr_weight, alpha, beta
+        self.l1, self.enhanced, self.anchor = L1Loss(), EnhancedHRLoss(), MultiAnchorLoss(pairs)
+
+    def __call__(self, sr: torch.Tensor, hr: torch.Tensor, teacher_sr: torch.Tensor | None = None,
+                 adapted: Sequence[torch.Tensor] | None = None, teacher_anchors: Sequence[torch.Tensor] | None = None
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        parts: dict[str, torch.Tensor] = {}
+        total = sr.new_zeros((), dtype=torch.float32)
+        if self.hr_weight > 0:
+            parts["l1_hr"] = self.l1(sr, hr)
+            total = total + self.hr_weight * parts["l1_hr"]
+        if self.alpha > 0 and teacher_sr is not None:
+            parts["l1_teacher"] = self.enhanced(sr, teacher_sr)
+            total = total + self.alpha * parts["l1_teacher"]
+        if self.beta > 0 and adapted is not None and teacher_anchors is not None:
+            parts["anchor"] = self.anchor(adapted, teacher_anchors)
+            total = total + self.beta * parts["anchor"]
+        logged = {k: float(v.detach()) for k, v in parts.items()}
+        logged["total"] = float(total.detach())
+        return total, logged

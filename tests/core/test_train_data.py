@@ -1,0 +1,134 @@
+"""Training data: skipped files, exact crop LR, reproducible sampling, paired folders, val split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dipnet_core.resize import bicubic_downscale_uint8, modcrop
+from dipnet_core.train.config import preset
+from dipnet_core.train.context import prepare_data
+from dipnet_core.train.data import (
+    DataError,
+    ImageSet,
+    SRCropDataset,
+    make_loader,
+    read_rgb_uint8,
+    scan_images,
+    split_train_val,
+)
+
+
+def _textured(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([128 + 90 * np.sin(x / (3 + seed % 5) + c) * np.cos(y / (4 + c)) for c in range(3)], -1)
+    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+
+
+def make_images(root: Path, n: int = 8) -> Path:
+    (root / "sub").mkdir(parents=True)
+    for i in range(n):
+        h, w = 64 + 4 * i, 96 - 4 * i
+        folder = root / "sub" if i % 3 == 0 else root
+        Image.fromarray(_textured(h, w, i)).save(folder / f"img{i}.png")
+    Image.fromarray(_textured(70, 70, 99)[:, :, 0]).save(root / "grey.png")  # greyscale is fine
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (root / "notes.txt").write_text("not an image")
+    Image.fromarray(_textured(30, 40, 7)).save(root / "tiny.png")
+    return root
+
+
+def test_bad_and_tiny_images_are_skipped_and_reported(tmp_path: Path) -> None:
+    root = make_images(tmp_path / "hr")
+    found, skipped = scan_images([root, tmp_path / "missing"], min_side=60)
+    names = {p.name for p in found}
+    assert names == {f"img{i}.png" for i in range(8)} | {"grey.png"}
+    reasons = {Path(p).name: r for p, r in skipped}
+    assert "unreadable" in reasons["broken.png"] and "too small" in reasons["tiny.png"]
+    assert "not found" in reasons["missing"]
+    assert read_rgb_uint8(root / "grey.png").shape == (70, 70, 3)
+
+    cfg = preset("tiny-test")
+    cfg.data.train_dirs = [str(root)]
+    images, val, skipped2 = prepare_data(cfg)
+    assert len(images) + len(val) == 9 and len(val) == 2
+    assert {Path(p).name for p, _ in skipped2} >= {"broken.png", "tiny.png"}
+
+
+def test_crop_lr_equals_the_benchmark_lr_of_the_whole_image(tmp_path: Path) -> None:
+    root = make_images(tmp_path / "hr", n=2)
+    paths = sorted(root.glob("img*.png"))
+    images = ImageSet(paths, 4, cache=True)
+    ds = SRCropDataset(images, 16, 3, seed=5, augment=False)
+    whole = {i: (modcrop(read_rgb_uint8(p), 4), bicubic_downscale_uint8(modcrop(read_rgb_uint8(p), 4), 4))
+             for i, p in enumerate(paths)}
+    for key in range(12):
+        lr, hr = (t.permute(1, 2, 0).mul(255).round().byte().numpy() for t in ds[key])
+        assert lr.shape == (16, 16, 3) and hr.shape == (64, 64, 3)
+        # find where the HR crop came from, then compare the LR with the whole image's LR there
+        hits = [(i, y, x) for i, (h_img, _) in whole.items()
+                for y in range(0, h_img.shape[0] - 63, 4) for x in range(0, h_img.shape[1] - 63, 4)
+                if np.array_equal(h_img[y:y + 64, x:x + 64], hr)]
+        assert len(hits) == 1
+        i, y, x = hits[0]
+        assert np.array_equal(whole[i][1][y // 4:y // 4 + 16, x // 4:x // 4 + 16], lr)
+    assert images._cache_bytes > 0
+    tiny_cache = ImageSet(paths, 4, cache=True, cache_mb=0)
+    tiny_cache.get(0)
+    assert not tiny_cache._cache  # over the budget: decoded on every use instead
+
+
+def test_sampling_is_a_function_of_seed_step_and_rank(tmp_path: Path) -> None:
+    root = make_images(tmp_path / "hr")
+    images = ImageSet(sorted(root.rglob("img*.png")), 4)
+    ds = SRCropDataset(images, 16, 4, seed=1, stream=3, rank=0)
+    full = [b for b in make_loader(ds, 0, 6)]
+    resumed = [b for b in make_loader(SRCropDataset(images, 16, 4, seed=1, stream=3, rank=0), 4, 6)]
+    for (la, ha), (lb, hb) in zip(full[4:], resumed, strict=True):
+        assert torch.equal(la, lb) and torch.equal(ha, hb)
+    with_workers = [b for b in make_loader(SRCropDataset(images, 16, 4, seed=1, stream=3, rank=0), 0, 6,
+                                           num_workers=2)]
+    for (la, ha), (lb, hb) in zip(full, with_workers, strict=True):
+        assert torch.equal(la, lb) and torch.equal(ha, hb)  # worker processes change nothing
+    other_rank = next(iter(make_loader(SRCropDataset(images, 16, 4, seed=1, stream=3, rank=1), 0, 1)))
+    assert not torch.equal(full[0][1], other_rank[1])
+    # every crop is one of the 8 dihedral transforms of an aligned HR/LR pair
+    lr, hr = full[0]
+    assert lr.shape == (4, 3, 16, 16) and hr.shape == (4, 3, 64, 64)
+
+
+def test_patch_larger_than_every_image_is_a_clear_error(tmp_path: Path) -> None:
+    root = make_images(tmp_path / "hr", n=2)
+    with pytest.raises(DataError, match="at least"):
+        SRCropDataset(ImageSet(sorted(root.glob("img*.png")), 4), 64, 2, seed=0)
+
+
+def test_paired_lr_folders(tmp_path: Path) -> None:
+    hr_root = make_images(tmp_path / "hr", n=4)
+    lr_root = tmp_path / "lr"
+    for p in sorted(hr_root.rglob("img*.png")):
+        rel = p.relative_to(hr_root)
+        (lr_root / rel.parent).mkdir(parents=True, exist_ok=True)
+        lr = bicubic_downscale_uint8(modcrop(read_rgb_uint8(p), 4), 4)
+        if p.name != "img3.png":  # one HR without its LR partner
+            Image.fromarray(lr).save(lr_root / rel.parent / f"{p.stem}x4.png")
+    cfg = preset("tiny-test")
+    cfg.data.train_dirs, cfg.data.paired_lr_dirs = [str(hr_root)], [str(lr_root)]
+    cfg.data.val_fraction = 0.0
+    images, _, skipped = prepare_data(cfg)
+    assert len(images) == 3 and any("no paired LR" in r for _, r in skipped)
+    ds = SRCropDataset(images, 15, 2, seed=0, augment=False)
+    lr, hr = ds[0]
+    assert lr.shape == (3, 15, 15) and hr.shape == (3, 60, 60)
+
+
+def test_val_split_is_deterministic_and_disjoint(tmp_path: Path) -> None:
+    paths = [tmp_path / f"{i}.png" for i in range(40)]
+    train, val = split_train_val(paths, 0.1, 10)
+    assert len(val) == 4 and not set(train) & set(val)
+    assert split_train_val(list(reversed(paths)), 0.1, 10)[1] == list(reversed(val))
