@@ -449,6 +449,12 @@ def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: Batc
     from .engine import upscale_image
 
     eta = _Eta(items)
+
+    def failed(pos: int, item: BatchItem, error: str) -> None:
+        report.failed.append(ReportEntry(item.input, item.output, error))
+        eta.finish(pos, 0.0)
+        emit(ItemFailed(item.index, error, eta.snapshot()))
+
     for pos, item in enumerate(items):
         eta.paused_s += _wait_while_paused(pause, cancel)
         if cancel is not None and cancel.cancelled:
@@ -460,10 +466,8 @@ def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: Batc
             emit(ItemSkipped(item.index, item.skip_reason, eta.snapshot()))
             continue
         emit(ItemStarted(item.index, item.input, eta.snapshot()))
-        if item.error is not None:
-            report.failed.append(ReportEntry(item.input, item.output, item.error))
-            eta.finish(pos, 0.0)
-            emit(ItemFailed(item.index, item.error, eta.snapshot()))
+        if item.error is not None:  # found at plan time (e.g. two inputs mapped to one output)
+            failed(pos, item, item.error)
             continue
         t0 = time.monotonic()
         paused_before = eta.paused_s
@@ -493,10 +497,7 @@ def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: Batc
             break
         except (ImageReadError, ImageWriteError, OSError, ValueError, RuntimeError, MemoryError) as exc:
             # One bad file must not stop the batch; the message names the file for the report.
-            msg = _error_text(item.input, exc)
-            report.failed.append(ReportEntry(item.input, item.output, msg))
-            eta.finish(pos, 0.0)
-            emit(ItemFailed(item.index, msg, eta.snapshot()))
+            failed(pos, item, _error_text(item.input, exc))
             continue
         seconds = time.monotonic() - t0 - (eta.paused_s - paused_before)
         report.done.append(ReportEntry(item.input, item.output, seconds=seconds))

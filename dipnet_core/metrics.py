@@ -19,12 +19,17 @@ def _crop(img: np.ndarray, border: int) -> np.ndarray:
     return img[border:-border, border:-border] if border > 0 else img
 
 
-def psnr(a: np.ndarray, b: np.ndarray, border: int = 0, y_channel: bool = True) -> float:
+def _comparable(a: np.ndarray, b: np.ndarray, border: int, y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels both metrics compare: float64, Y only when asked (RGB input), ``border`` cropped."""
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
     if y_channel and a.ndim == 3:
         a, b = rgb_to_y(a), rgb_to_y(b)
-    a, b = _crop(a.astype(np.float64), border), _crop(b.astype(np.float64), border)
+    return _crop(a.astype(np.float64), border), _crop(b.astype(np.float64), border)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, border: int = 0, y_channel: bool = True) -> float:
+    a, b = _comparable(a, b, border, y_channel)
     mse = np.mean((a - b) ** 2)
     return float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
 
@@ -45,11 +50,7 @@ def _filter_valid(img: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def ssim(a: np.ndarray, b: np.ndarray, border: int = 0, y_channel: bool = True) -> float:
     """SSIM with an 11x11 Gaussian window (sigma 1.5), averaged over channels if not Y."""
-    if a.shape != b.shape:
-        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
-    if y_channel and a.ndim == 3:
-        a, b = rgb_to_y(a), rgb_to_y(b)
-    a, b = _crop(a.astype(np.float64), border), _crop(b.astype(np.float64), border)
+    a, b = _comparable(a, b, border, y_channel)
     if a.ndim == 3:
         return float(np.mean([_ssim_2d(a[..., c], b[..., c]) for c in range(a.shape[2])]))
     return _ssim_2d(a, b)

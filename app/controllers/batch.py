@@ -12,11 +12,11 @@ from PySide6.QtGui import QDesktopServices
 
 from dipnet_core.cancel import CancelToken
 
-from ..errors import ErrorReporter, NoModelError, is_expected, user_message
+from ..errors import ErrorReporter, NoModelError, user_message
 from ..views.batch_view import BatchView, QueueRow
 from ..views.common import format_duration
 from ..workers import Task, start_task
-from .context import AppContext
+from .context import AppContext, TabController
 
 # Tile progress arrives many times a second; the label only needs a few updates per second.
 _LABEL_INTERVAL_S = 0.1
@@ -29,8 +29,9 @@ class _Planned:
         self.items = items
 
 
-class BatchController(QObject):
+class BatchController(TabController):
     finished = Signal(object)  # BatchReport or None (failed), emitted once the controller is idle again
+    view: BatchView
 
     def __init__(
         self,
@@ -39,10 +40,7 @@ class BatchController(QObject):
         reporter: ErrorReporter | None = None,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.view = view
-        self.ctx = ctx
-        self.reporter = reporter
+        super().__init__(view, ctx, reporter, parent)
         self.task: Task | None = None
         self.pause_event = threading.Event()
         self.report: Any = None  # last BatchReport (merged with retries)
@@ -131,9 +129,7 @@ class BatchController(QObject):
         return self.task is not None
 
     def _fail(self, exc: BaseException, context: str) -> None:
-        if not is_expected(exc) and self.reporter is not None:
-            self.reporter.report(exc, context)
-        self.view.banner.show_message(user_message(exc, context), "error")
+        self.view.banner.show_message(self.failure_message(exc, context), "error")
 
     def start(self) -> None:
         if self.running:

@@ -1,10 +1,12 @@
-"""Services shared by every controller: settings, the model library and the engine cache."""
+"""What every controller shares: settings, the model library, the engine cache, and a base class."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QObject, Signal
 
-from ..errors import NoModelError
+from ..errors import ErrorReporter, NoModelError, is_expected, user_message
 from ..settings import SettingsStore
 from .engine import Engine, EngineCache, EngineKey
 from .models import ModelEntry, ModelLibrary
@@ -44,3 +46,20 @@ class AppContext(QObject):
     def inference_settings_changed(self) -> None:
         self.store.save()
         self.engineChanged.emit()
+
+
+class TabController(QObject):
+    """Base of the tab controllers: the tab's view, the shared :class:`AppContext` and the error reporter."""
+
+    def __init__(self, view: Any, ctx: AppContext, reporter: ErrorReporter | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.view = view
+        self.ctx = ctx
+        self.reporter = reporter
+
+    def failure_message(self, exc: BaseException, context: str) -> str:
+        """The sentence to show the user; ``exc`` also goes to the reporter if it is a bug."""
+        if not is_expected(exc) and self.reporter is not None:
+            self.reporter.report(exc, context)
+        return user_message(exc, context)

@@ -11,18 +11,19 @@ from PySide6.QtCore import QObject, Signal
 
 from dipnet_core.cancel import CancelToken
 
-from ..errors import ErrorReporter, is_expected, user_message
+from ..errors import ErrorReporter
 from ..theme import ThemeManager
 from ..views.models_view import ModelsView
 from ..workers import Task, start_task
-from .context import AppContext
+from .context import AppContext, TabController
 from .engine import EngineCache, EngineKey
 
 BENCH_SIZE = 128  # LR pixels per side: big enough to be stable, small enough to take ~1 s on a CPU
 
 
-class ModelsController(QObject):
+class ModelsController(TabController):
     speedMeasured = Signal(str, float)
+    view: ModelsView
 
     def __init__(
         self,
@@ -32,11 +33,8 @@ class ModelsController(QObject):
         reporter: ErrorReporter | None = None,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.view = view
-        self.ctx = ctx
+        super().__init__(view, ctx, reporter, parent)
         self.theme = theme
-        self.reporter = reporter
         self._bench: Task | None = None
         s = ctx.settings
         view.set_settings(s.backend, s.device, s.tile_size, s.theme)
@@ -81,9 +79,7 @@ class ModelsController(QObject):
 
     # ------------------------------------------------------------------ actions
     def _error(self, exc: BaseException, context: str) -> None:
-        if not is_expected(exc) and self.reporter is not None:
-            self.reporter.report(exc, context)
-        self.view.banner.show_message(user_message(exc, context), "error")
+        self.view.banner.show_message(self.failure_message(exc, context), "error")
 
     def import_dialog(self) -> None:
         path = self.view.ask_model_file()

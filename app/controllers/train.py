@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 from ..errors import ErrorReporter, user_message
 from ..train_runner import decode_arrays
 from ..views.train_view import TrainView
-from .context import AppContext
+from .context import AppContext, TabController
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,11 @@ def train_available() -> str | None:
     return None
 
 
-class TrainController(QObject):
+class TrainController(TabController):
     event = Signal(dict)  # every decoded event (tests and the responsiveness probe listen)
     runFinished = Signal(str)  # status: done | cancelled | failed
     installed = Signal(object)  # ModelEntry
+    view: TrainView
 
     def __init__(
         self,
@@ -52,10 +53,7 @@ class TrainController(QObject):
         reporter: ErrorReporter | None = None,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.view = view
-        self.ctx = ctx
-        self.reporter = reporter
+        super().__init__(view, ctx, reporter, parent)
         self.process: QProcess | None = None
         self.run_dir: Path | None = None
         self.result: dict[str, Any] | None = None

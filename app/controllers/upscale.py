@@ -15,12 +15,12 @@ from PySide6.QtGui import QGuiApplication, QImage
 
 from dipnet_core.cancel import CancelToken
 
-from ..errors import ErrorReporter, NoModelError, is_expected, user_message
+from ..errors import ErrorReporter, NoModelError
 from ..qt_image import array_to_qimage, qimage_to_array
 from ..views.common import format_duration
 from ..views.upscale_view import UpscaleView
 from ..workers import Task, start_task
-from .context import AppContext
+from .context import AppContext, TabController
 from .engine import EngineKey
 from .preview import PreviewScheduler
 
@@ -70,10 +70,11 @@ def lr_box_for_view(
     return x0, y0, x1, y1
 
 
-class UpscaleController(QObject):
+class UpscaleController(TabController):
     folderDropped = Signal(list)  # list[Path]: folders go to the Batch tab
     resultReady = Signal()  # a full upscale finished and is shown (the controller is idle again)
     saved = Signal(object)  # Path
+    view: UpscaleView
 
     def __init__(
         self,
@@ -82,10 +83,7 @@ class UpscaleController(QObject):
         reporter: ErrorReporter | None = None,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.view = view
-        self.ctx = ctx
-        self.reporter = reporter
+        super().__init__(view, ctx, reporter, parent)
         self.loaded: Loaded | None = None
         self.result: Any = None  # ImageData of the finished upscale
         self.result_qimage: QImage | None = None
@@ -120,9 +118,7 @@ class UpscaleController(QObject):
 
     # ------------------------------------------------------------------ helpers
     def _fail(self, exc: BaseException, context: str) -> None:
-        if not is_expected(exc) and self.reporter is not None:
-            self.reporter.report(exc, context)
-        self.view.show_error(user_message(exc, context))
+        self.view.show_error(self.failure_message(exc, context))
 
     def _engine_key(self) -> EngineKey | None:
         try:

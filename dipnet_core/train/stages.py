@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..export import check_onnx_parity, export_onnx
 from ..models.dipnet import DIPNet, DIPNetConfig, count_parameters
 from ..models.train_blocks import DIPNetTrain
 from . import events as ev
@@ -357,20 +358,6 @@ def _training_summary(ctx: RunContext) -> dict[str, Any]:
             "val_images": len(ctx.val), "stages": stages, "prune_rounds": rounds}
 
 
-def _write_onnx(model: DIPNet, path: Any, descriptor: Any, opset: int) -> float:
-    """ONNX via the app's exporter (dipnet_core.export) when present, else ours; returns the parity error."""
-    try:
-        from ..export import check_onnx_parity, export_onnx
-    except ImportError:
-        from .onnx_export import check_onnx
-        from .onnx_export import export_onnx as own_export
-
-        own_export(model, path, descriptor, opset=opset, in_ch=model.config.in_ch)
-        return check_onnx(path, model, in_ch=model.config.in_ch)
-    export_onnx(model, path, opset=opset, dynamic=True, descriptor=descriptor)
-    return float(check_onnx_parity(model, path))
-
-
 def export(ctx: RunContext) -> dict[str, Any]:
     """Write ``NAME.safetensors`` (weights + descriptor with training metadata) and ``NAME.onnx``."""
     from ..models.loader import dipnet_descriptor, load_model, save_model
@@ -399,7 +386,8 @@ def export(ctx: RunContext) -> dict[str, Any]:
         reloaded = load_model(st_path)  # fail here, not in the user's hands, if it does not load
         metrics["safetensors_reload_ok"] = reloaded.module is not None
         if onnx_path is not None:
-            metrics["onnx_max_abs_diff"] = _write_onnx(model, onnx_path, descriptor, ec.opset)
+            export_onnx(model, onnx_path, opset=ec.opset, dynamic=True, descriptor=descriptor)
+            metrics["onnx_max_abs_diff"] = float(check_onnx_parity(model, onnx_path))
     metrics = broadcast_object(metrics, ctx.dist)
     metrics.update(model_path=str(st_path), onnx_path=str(onnx_path) if onnx_path else None)
     ctx.state["exported"] = {"model_path": str(st_path), "onnx_path": str(onnx_path) if onnx_path else None}

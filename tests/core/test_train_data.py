@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,27 +24,27 @@ from dipnet_core.train.data import (
 )
 
 
-def _textured(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([128 + 90 * np.sin(x / (3 + seed % 5) + c) * np.cos(y / (4 + c)) for c in range(3)], -1)
-    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+@pytest.fixture
+def make_images(textured: Callable[[int, int, int], np.ndarray]) -> Callable[..., Path]:
+    """``make_images(root, n=8)``: n textured images (some in ``sub/``) plus grey, broken, text, tiny."""
+
+    def make(root: Path, n: int = 8) -> Path:
+        (root / "sub").mkdir(parents=True)
+        for i in range(n):
+            h, w = 64 + 4 * i, 96 - 4 * i
+            folder = root / "sub" if i % 3 == 0 else root
+            Image.fromarray(textured(h, w, i)).save(folder / f"img{i}.png")
+        Image.fromarray(textured(70, 70, 99)[:, :, 0]).save(root / "grey.png")  # greyscale is fine
+        (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+        (root / "notes.txt").write_text("not an image")
+        Image.fromarray(textured(30, 40, 7)).save(root / "tiny.png")
+        return root
+
+    return make
 
 
-def make_images(root: Path, n: int = 8) -> Path:
-    (root / "sub").mkdir(parents=True)
-    for i in range(n):
-        h, w = 64 + 4 * i, 96 - 4 * i
-        folder = root / "sub" if i % 3 == 0 else root
-        Image.fromarray(_textured(h, w, i)).save(folder / f"img{i}.png")
-    Image.fromarray(_textured(70, 70, 99)[:, :, 0]).save(root / "grey.png")  # greyscale is fine
-    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    (root / "notes.txt").write_text("not an image")
-    Image.fromarray(_textured(30, 40, 7)).save(root / "tiny.png")
-    return root
-
-
-def test_bad_and_tiny_images_are_skipped_and_reported(tmp_path: Path) -> None:
+def test_bad_and_tiny_images_are_skipped_and_reported(make_images: Callable[..., Path],
+                                                      tmp_path: Path) -> None:
     root = make_images(tmp_path / "hr")
     found, skipped = scan_images([root, tmp_path / "missing"], min_side=60)
     names = {p.name for p in found}
@@ -60,7 +61,8 @@ def test_bad_and_tiny_images_are_skipped_and_reported(tmp_path: Path) -> None:
     assert {Path(p).name for p, _ in skipped2} >= {"broken.png", "tiny.png"}
 
 
-def test_crop_lr_equals_the_benchmark_lr_of_the_whole_image(tmp_path: Path) -> None:
+def test_crop_lr_equals_the_benchmark_lr_of_the_whole_image(make_images: Callable[..., Path],
+                                                            tmp_path: Path) -> None:
     root = make_images(tmp_path / "hr", n=2)
     paths = sorted(root.glob("img*.png"))
     images = ImageSet(paths, 4, cache=True)
@@ -83,7 +85,8 @@ def test_crop_lr_equals_the_benchmark_lr_of_the_whole_image(tmp_path: Path) -> N
     assert not tiny_cache._cache  # over the budget: decoded on every use instead
 
 
-def test_sampling_is_a_function_of_seed_step_and_rank(tmp_path: Path) -> None:
+def test_sampling_is_a_function_of_seed_step_and_rank(make_images: Callable[..., Path],
+                                                      tmp_path: Path) -> None:
     root = make_images(tmp_path / "hr")
     images = ImageSet(sorted(root.rglob("img*.png")), 4)
     ds = SRCropDataset(images, 16, 4, seed=1, stream=3, rank=0)
@@ -102,13 +105,14 @@ def test_sampling_is_a_function_of_seed_step_and_rank(tmp_path: Path) -> None:
     assert lr.shape == (4, 3, 16, 16) and hr.shape == (4, 3, 64, 64)
 
 
-def test_patch_larger_than_every_image_is_a_clear_error(tmp_path: Path) -> None:
+def test_patch_larger_than_every_image_is_a_clear_error(make_images: Callable[..., Path],
+                                                        tmp_path: Path) -> None:
     root = make_images(tmp_path / "hr", n=2)
     with pytest.raises(DataError, match="at least"):
         SRCropDataset(ImageSet(sorted(root.glob("img*.png")), 4), 64, 2, seed=0)
 
 
-def test_paired_lr_folders(tmp_path: Path) -> None:
+def test_paired_lr_folders(make_images: Callable[..., Path], tmp_path: Path) -> None:
     hr_root = make_images(tmp_path / "hr", n=4)
     lr_root = tmp_path / "lr"
     for p in sorted(hr_root.rglob("img*.png")):

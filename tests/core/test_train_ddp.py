@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,8 @@ from dipnet_core.train.config import ProgressiveStage, preset
 from dipnet_core.train.distributed import launch_local
 
 
-def _textured(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([128 + 90 * np.sin(x / (3 + seed % 5) + c) * np.cos(y / (4 + c)) for c in range(3)], -1)
-    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
-
-
-def test_ddp_two_gloo_processes_run_distill(tmp_path: Path) -> None:
+def test_ddp_two_gloo_processes_run_distill(textured: Callable[[int, int, int], np.ndarray],
+                                            tmp_path: Path) -> None:
     import torch.distributed as dist
 
     if not dist.is_available() or not dist.is_gloo_available():
@@ -29,7 +24,7 @@ def test_ddp_two_gloo_processes_run_distill(tmp_path: Path) -> None:
     data = tmp_path / "hr"
     data.mkdir()
     for i in range(6):
-        Image.fromarray(_textured(72, 80, i)).save(data / f"img{i}.png")
+        Image.fromarray(textured(72, 80, i)).save(data / f"img{i}.png")
     cfg = preset("tiny-test")
     cfg.data.train_dirs = [str(data)]
     cfg.run.out_dir = str(tmp_path / "run")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,39 +13,23 @@ import torch
 from PIL import Image
 
 from dipnet_core.models import DIPNet, DIPNetConfig, load_model
+from dipnet_core.train import TrainConfig, run_pipeline
 from dipnet_core.train import events as ev
-from dipnet_core.train import preset, run_pipeline
 from dipnet_core.train.cli import add_eval_arguments, add_train_arguments, eval_main, train_main
 from dipnet_core.train.eval import evaluate
 
-SHARED = Path("/work/shared")
-for parent in Path(__file__).resolve().parents:
-    if (parent / "shared" / "benchmarks" / "Set5").is_dir():
-        SHARED = parent / "shared"
-        break
-
-
-def _textured(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([128 + 90 * np.sin(x / (3 + seed % 5) + c) * np.cos(y / (4 + c)) for c in range(3)], -1)
-    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
-
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("hr")
-    for i in range(8):
-        Image.fromarray(_textured(64 + 4 * i, 96 - 4 * i, i)).save(root / f"img{i}.png")
-    (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    Image.fromarray(_textured(24, 24, 3)).save(root / "small.png")
-    return root
+def data_dir(data_dir: Path, textured: Callable[[int, int, int], np.ndarray]) -> Path:
+    """The shared 8 images plus two the pipeline must skip: a corrupt JPEG and one too small."""
+    (data_dir / "corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    Image.fromarray(textured(24, 24, 3)).save(data_dir / "small.png")
+    return data_dir
 
 
-def test_full_pipeline_exports_models_that_load(data_dir: Path, tmp_path: Path) -> None:
-    cfg = preset("tiny-test")
-    cfg.data.train_dirs = [str(data_dir)]
-    cfg.run.out_dir = str(tmp_path / "run")
+def test_full_pipeline_exports_models_that_load(data_dir: Path, tiny_config: Callable[[Path], TrainConfig],
+                                                tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path / "run")
     seen: list[ev.Event] = []
     result = run_pipeline(cfg, seen.append, resume=False)
 
@@ -104,13 +89,10 @@ def test_cli_train_and_eval(data_dir: Path, tmp_path: Path, capsys: pytest.Captu
     assert "| **mean** |" in capsys.readouterr().out
 
 
-def test_evaluate_reproduces_the_official_set5_score() -> None:
-    weights, set5 = SHARED / "reference" / "dipnet_official_x4.pth", SHARED / "benchmarks" / "Set5"
-    if not (weights.exists() and set5.is_dir()):
-        pytest.skip("shared benchmark data not available")
+def test_evaluate_reproduces_the_official_set5_score(official_weights_path: Path, set5_dir: Path) -> None:
     model = DIPNet(DIPNetConfig())
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    r = evaluate(model, set5, scale=4)
+    model.load_state_dict(torch.load(official_weights_path, map_location="cpu", weights_only=True))
+    r = evaluate(model, set5_dir, scale=4)
     assert r["n_images"] == 5
     assert r["mean"]["psnr_y"] == pytest.approx(31.81, abs=0.01)
     assert r["mean"]["bicubic_psnr_y"] == pytest.approx(28.43, abs=0.01)

@@ -5,40 +5,22 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from dipnet_core.cancel import CancelToken
 from dipnet_core.train import events as ev
 from dipnet_core.train.checkpoint import load_checkpoint
-from dipnet_core.train.config import ProgressiveStage, TrainConfig, preset, save_config
+from dipnet_core.train.config import ProgressiveStage, TrainConfig, save_config
 from dipnet_core.train.pipeline import resume_config, run_pipeline
 
 KILL_AT = 7  # the child dies right after finishing step 7; its last checkpoint is at step 6
 
 
-def _textured(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([128 + 90 * np.sin(x / (3 + seed % 5) + c) * np.cos(y / (4 + c)) for c in range(3)], -1)
-    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("hr")
-    for i in range(8):
-        Image.fromarray(_textured(64 + 4 * i, 96 - 4 * i, i)).save(root / f"img{i}.png")
-    return root
-
-
-def _cfg(data_dir: Path, out: Path) -> TrainConfig:
-    cfg = preset("tiny-test")
-    cfg.data.train_dirs = [str(data_dir)]
-    cfg.run.out_dir = str(out)
+def _cfg(cfg: TrainConfig) -> TrainConfig:
+    """The tiny config, logging every step and checkpointing every 3 steps."""
     cfg.run.log_every, cfg.run.ckpt_every, cfg.run.val_every = 1, 3, 5
     cfg.teacher.steps = 4
     cfg.distill.stages = [ProgressiveStage(16, 10, 3)]
@@ -59,14 +41,15 @@ class Recorder:
                 self.token.cancel()
 
 
-def test_resume_after_kill_9_continues_with_the_same_losses(data_dir: Path, tmp_path: Path) -> None:
+def test_resume_after_kill_9_continues_with_the_same_losses(tiny_config: Callable[[Path], TrainConfig],
+                                                             tmp_path: Path) -> None:
     only = ["teacher", "distill_1"]
     ref = Recorder("distill_1")
-    run_pipeline(_cfg(data_dir, tmp_path / "ref"), ref, resume=False, only=only)
+    run_pipeline(_cfg(tiny_config(tmp_path / "ref")), ref, resume=False, only=only)
     assert sorted(ref.losses) == list(range(1, 11))
 
     killed = tmp_path / "killed"
-    save_config(_cfg(data_dir, killed), tmp_path / "killed.toml")
+    save_config(_cfg(tiny_config(killed)), tmp_path / "killed.toml")
     child = textwrap.dedent(f"""
         import os, signal
         from dipnet_core.train import events as ev
@@ -92,8 +75,9 @@ def test_resume_after_kill_9_continues_with_the_same_losses(data_dir: Path, tmp_
     assert started[0].stage == "distill_1" and started[0].start_step == 6  # teacher was not retrained
 
 
-def test_cancel_stops_within_one_step_and_resumes(data_dir: Path, tmp_path: Path) -> None:
-    cfg = _cfg(data_dir, tmp_path / "run")
+def test_cancel_stops_within_one_step_and_resumes(tiny_config: Callable[[Path], TrainConfig],
+                                                  tmp_path: Path) -> None:
+    cfg = _cfg(tiny_config(tmp_path / "run"))
     cfg.teacher.kind = "none"
     cfg.run.ckpt_every = 100
     token = CancelToken()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from dipnet_core.models import DIPNet, DIPNetConfig, load_model, save_model
@@ -19,30 +18,9 @@ from dipnet_core.train.context import RunContext
 from dipnet_core.train.losses import AnchorAdapters, DistillLoss, default_anchor_pairs
 from dipnet_core.train.teacher import Teacher, load_teacher_file
 
-OFFICIAL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "dipnet_official_x4.pth"
-if not OFFICIAL.exists():
-    OFFICIAL = Path("/work/shared/reference/dipnet_official_x4.pth")
 
-
-def _textured(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([128 + 90 * np.sin(x / (3 + seed % 5) + c) * np.cos(y / (4 + c)) for c in range(3)], -1)
-    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("hr")
-    for i in range(8):
-        Image.fromarray(_textured(64 + 4 * i, 96 - 4 * i, i)).save(root / f"img{i}.png")
-    return root
-
-
-def _cfg(data_dir: Path, out: Path) -> TrainConfig:
-    cfg = preset("tiny-test")
-    cfg.data.train_dirs = [str(data_dir)]
-    cfg.run.out_dir = str(out)
+def _cfg(cfg: TrainConfig) -> TrainConfig:
+    """The tiny config without validation passes."""
     cfg.run.val_every = 0
     return cfg
 
@@ -53,9 +31,10 @@ def _went_down(m: dict, factor: float = 0.9) -> bool:
 
 
 @pytest.fixture(scope="module")
-def trained(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> RunContext:
+def trained(tiny_config: Callable[[Path], TrainConfig],
+            tmp_path_factory: pytest.TempPathFactory) -> RunContext:
     """One tiny run through teacher, distill (2 progressive sub-stages), reparam, 2 prune rounds, finetune."""
-    cfg = _cfg(data_dir, tmp_path_factory.mktemp("run"))
+    cfg = _cfg(tiny_config(tmp_path_factory.mktemp("run")))
     cfg.teacher.steps = 12
     cfg.student.feat = cfg.student.mid = 16  # 16 -> 12 -> 8 in two rounds of 31.25 %
     cfg.distill.stages = [ProgressiveStage(16, 10, 4), ProgressiveStage(20, 6, 2)]
@@ -119,8 +98,8 @@ def test_pruning_rounds_have_expected_widths_and_load(trained: RunContext, tmp_p
             assert torch.allclose(loaded.module(x), model.eval()(x), atol=1e-6)
 
 
-def test_plain_student_without_teacher(data_dir: Path, tmp_path: Path) -> None:
-    cfg = _cfg(data_dir, tmp_path)
+def test_plain_student_without_teacher(tiny_config: Callable[[Path], TrainConfig], tmp_path: Path) -> None:
+    cfg = _cfg(tiny_config(tmp_path))
     cfg.teacher.kind = "none"
     cfg.distill.stages = [ProgressiveStage(16, 10, 4)]
     ctx = RunContext.open(cfg, resume=False)
@@ -130,15 +109,13 @@ def test_plain_student_without_teacher(data_dir: Path, tmp_path: Path) -> None:
     assert any("no teacher" in n for n in m["notes"])
 
 
-def test_official_weights_as_teacher_provide_anchors() -> None:
-    if not OFFICIAL.exists():
-        pytest.skip("reference weights not available")
-    t = load_teacher_file(OFFICIAL, scale=4)
+def test_official_weights_as_teacher_provide_anchors(official_weights_path: Path) -> None:
+    t = load_teacher_file(official_weights_path, scale=4)
     assert t.has_anchors and (t.n_blocks, t.width) == (4, 44)
     sr, anchors = t(torch.rand(1, 3, 16, 16))
     assert sr.shape == (1, 3, 64, 64) and len(anchors) == 4 and anchors[0].shape == (1, 44, 16, 16)
     with pytest.raises(ValueError, match="x4"):
-        load_teacher_file(OFFICIAL, scale=2)
+        load_teacher_file(official_weights_path, scale=2)
 
 
 def test_non_dipnet_teacher_disables_anchors_with_a_reason() -> None:
