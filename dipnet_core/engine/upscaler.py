@@ -1,0 +1,502 @@
+"""Tiled upscaling with progress, cancellation and out-of-memory recovery.
+
+Tiling error. ESA bilinearly resizes a coarse attention map to the size of
+whatever the model sees, so naive tiles miss the whole-image result by 12-46
+levels (of 255) whatever the overlap (measured on Set5 ``baby``). DIPNet-family
+models therefore run grid-aware (``gridnet.py``): tiles start on the 6 px ESA
+grid and resample the attention on the whole image's grid, which leaves only
+receptive-field truncation at tile edges. ESA's reach (a 15 px pooling window,
+a 3x3 conv on the 6 px grid, bilinear taps, chained over 4 blocks) makes that
+truncation decay slowly, so the overlap is sizeable and depends on tile size.
+
+Measured with ``benchmarks/bench_inference.py`` (fp32, official weights): worst
+max abs difference to one whole-image pass over all 19 Set5 + Set14 images,
+the HR images used as inputs (228-768 px, so every tile size really splits
+them); "float / uint8" = worst float difference in levels / worst difference
+after rounding both outputs to 8 bits:
+
+=====  =========  =========  =========  =========  =========  =========  =========  =========
+tile   ov 16      ov 20      ov 24      ov 28      ov 32      ov 36      ov 40      ov 48
+=====  =========  =========  =========  =========  =========  =========  =========  =========
+128    21.3 / 21  11.2 / 11  7.55 / 8   6.95 / 7   4.13 / 4   .          2.50 / 3   0.67 / 1
+192    35.3 / 36  12.8 / 13  12.1 / 12  5.13 / 6   1.95 / 2   1.60 / 2   0.90 / 1   0.41 / 1
+256    11.7 / 12  6.74 / 7   3.99 / 4   2.96 / 3   0.96 / 1   0.60 / 1   0.37 / 1   .
+320    11.9 / 12  6.57 / 7   2.31 / 2   1.93 / 2   0.73 / 1   0.45 / 1   .          .
+384    11.9 / 12  5.19 / 6   2.31 / 2   1.93 / 2   0.53 / 1   0.44 / 1   .          .
+=====  =========  =========  =========  =========  =========  =========  =========  =========
+
+Default overlap (``OVERLAP_BY_TILE``): the smallest one whose worst float
+difference stays below 1 level with some margin, i.e. at most 1 level after
+rounding: 32 px for tiles >= 320 (worst 0.73), 36 px at 256 (0.60) and 48 px
+below (0.67 at 128, 0.41 at 192). Larger tiles have fewer edges and need no
+more than 32 px.
+
+Peak memory is the output array plus about one tile's working set per worker:
+tiles are written straight into a preallocated output as they finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..cancel import CancelToken, check
+from . import hardware
+from .backends import Backend, is_out_of_memory
+from .gridnet import TileGrid
+from .tiling import TileBox, plan_tiles
+
+log = logging.getLogger(__name__)
+
+#: Context kept around every tile core, in LR px, by tile size: (smallest tile, overlap), from
+#: the measured table above. Small tiles need more: a core pixel there sits near more tile edges.
+OVERLAP_BY_TILE: tuple[tuple[int, int], ...] = ((320, 32), (256, 36), (0, 48))
+#: The overlap of the CPU default tile sizes (>= 320 px).
+DEFAULT_OVERLAP = OVERLAP_BY_TILE[0][1]
+#: Fastest tile side on the reference CPU (activations of one tile stay in L3).
+CPU_TILE_SIZE = 384
+#: Images up to this side run in one piece on the CPU; splitting them only adds overlap work.
+CPU_WHOLE_IMAGE_MAX = 384
+#: Largest tile for GPUs (the TensorRT optimisation profile goes up to 2048 px).
+GPU_TILE_MAX = 2048
+#: Fraction of free memory the tiles of one job may take; the rest is for the image, the GUI and the OS.
+MEMORY_FRACTION_CPU = 0.25
+MEMORY_FRACTION_GPU = 0.5
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class TileProgress:
+    """Progress after one finished tile (all passes of a job counted together)."""
+
+    done: int
+    total: int
+    elapsed_s: float
+    eta_s: float | None
+    #: Input (LR) megapixels finished per second so far.
+    megapixels_per_s: float
+    phase: str  # "rgb" | "alpha"
+    tile_size: int = 0
+    #: Out-of-memory retries and similar events since the previous progress report.
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+def auto_tile_size(backend: Backend, height: int, width: int) -> int:
+    """Tile side for ``backend`` on an ``height`` x ``width`` image.
+
+    GPUs take the largest tile that fits half of the free device memory (fewer
+    tiles, fewer ESA approximations). CPUs take the measured sweet spot: tiles of
+    256 px run ~1.7x faster per pixel than 512 px and larger inputs whose
+    activations no longer fit the L3 cache; images up to ``CPU_WHOLE_IMAGE_MAX``
+    run whole. Both are capped by available memory.
+    """
+    side = max(height, width)
+    if not backend.tileable:
+        return side
+    floor = max(64, backend.min_size)
+    bpp = max(1, backend.bytes_per_pixel)
+    if backend.is_cuda:
+        free = hardware.cuda_free_memory_bytes(backend.device)
+        if free is None:
+            return min(side, 512)  # onnxruntime-only GPU setups: no way to ask, stay modest
+        fit = int(math.sqrt(free * MEMORY_FRACTION_GPU / bpp))
+        tile = min(GPU_TILE_MAX, fit)
+    else:
+        tile = CPU_TILE_SIZE if side > CPU_WHOLE_IMAGE_MAX else max(side, CPU_TILE_SIZE)
+        avail = hardware.available_memory_bytes()
+        if avail is not None:
+            per_worker = avail * MEMORY_FRACTION_CPU / max(1, backend.workers)
+            tile = min(tile, int(math.sqrt(per_worker / bpp)))
+    tile = max(floor, tile // 16 * 16 if tile >= 32 else tile)
+    return min(side, tile)
+
+
+def default_overlap(tile: int) -> int:
+    """Overlap that keeps tiles of side ``tile`` within 1/255 of the whole image (measured)."""
+    for smallest, overlap in OVERLAP_BY_TILE:
+        if tile >= smallest:
+            return overlap
+    return OVERLAP_BY_TILE[-1][1]
+
+
+def _intersect(a: Box, b: Box) -> Box | None:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+
+
+class _Tracker:
+    """Counts tiles and pixels over all passes of one job and builds progress events."""
+
+    def __init__(self, total_tiles: int, total_pixels: int) -> None:
+        self.total_tiles = total_tiles
+        self.total_pixels = max(1, total_pixels)
+        self.done_tiles = 0
+        self.done_pixels = 0
+        self.start = time.perf_counter()
+        self._messages: list[str] = []
+        self._lock = threading.Lock()
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            self._messages.append(message)
+
+    def tile_done(self, pixels: int, phase: str, tile_size: int) -> TileProgress:
+        self.done_tiles += 1
+        self.done_pixels += pixels
+        elapsed = time.perf_counter() - self.start
+        rate = self.done_pixels / elapsed if elapsed > 0 else 0.0
+        eta = (self.total_pixels - self.done_pixels) / rate if rate > 0 else None
+        with self._lock:
+            message, self._messages = "; ".join(self._messages), []
+        return TileProgress(
+            done=self.done_tiles, total=self.total_tiles, elapsed_s=elapsed,
+            eta_s=max(0.0, eta) if eta is not None else None,
+            megapixels_per_s=rate / 1e6, phase=phase, tile_size=tile_size, message=message,
+        )
+
+
+@dataclass
+class _Pass:
+    """One image plane through the model: RGB, or a single channel replicated to RGB."""
+
+    src: np.ndarray  # HxWx3 or HxW (single channel), float, padded to the model's minimum size
+    out: np.ndarray  # (sH)x(sW)x3 or (sH)x(sW), float32
+    phase: str
+    tasks: list[tuple[Box, Box]]  # (window, core) in src coordinates
+    origin: tuple[int, int]  # src coordinates of out[0, 0] (for regions)
+    tile: int
+
+
+class TiledUpscaler:
+    """Runs a :class:`Backend` over overlapping tiles of an image.
+
+    ``tile_size=None`` picks :func:`auto_tile_size` per image; ``overlap=None``
+    uses :data:`DEFAULT_OVERLAP`. One instance serves one job at a time.
+    """
+
+    def __init__(self, backend: Backend, tile_size: int | None = None, overlap: int | None = None,
+                 *, workers: int | None = None) -> None:
+        self.backend = backend
+        if overlap is not None and overlap < 0:
+            raise ValueError(f"overlap must be >= 0, got {overlap}")
+        if tile_size is not None and tile_size < 1:
+            raise ValueError(f"tile_size must be positive, got {tile_size}")
+        #: Fixed overlap, or None: :func:`default_overlap` of the tile size in use.
+        self.overlap = None if overlap is None else int(overlap)
+        self.align = max(1, int(backend.grid_align))
+        #: Smallest tile that still has a useful core; smaller requests are raised to it, and
+        #: out-of-memory retries stop here.
+        self.min_tile = max(backend.min_size, 32)
+        while self.min_tile < 2 * self.overlap_for(self.min_tile) + 2 * self.align + 4:
+            self.min_tile += 1
+        if tile_size is not None and tile_size < self.min_tile:
+            log.info("tile size %d raised to %d (the overlap needs room for a core)", tile_size, self.min_tile)
+            tile_size = self.min_tile
+        self.tile_size = tile_size
+        self.workers = max(1, int(workers if workers is not None else backend.workers))
+        self._pool: ThreadPoolExecutor | None = None
+        self._oom_limit: int | None = None
+        self._lock = threading.Lock()
+        self._tracker: _Tracker | None = None
+        self._buffers = threading.local()
+
+    # ------------------------------------------------------------------ planning
+
+    def overlap_for(self, tile: int) -> int:
+        return self.overlap if self.overlap is not None else default_overlap(tile)
+
+    def tile_size_for(self, height: int, width: int) -> int:
+        if not self.backend.tileable:
+            return max(height, width)
+        tile = self.tile_size or auto_tile_size(self.backend, height, width)
+        return max(tile, self.min_tile) if max(height, width) > tile else tile
+
+    def plan(self, height: int, width: int) -> list[TileBox]:
+        """The tiles this upscaler would run for an image of that size."""
+        h, w = max(height, self.backend.min_size), max(width, self.backend.min_size)
+        tile = self.tile_size_for(h, w)
+        if not self.backend.tileable or max(h, w) <= tile:
+            return [TileBox(0, 0, w, h, 0, 0, w, h)]
+        return plan_tiles(h, w, tile, self.overlap_for(tile), self.align)
+
+    # ------------------------------------------------------------------ public API
+
+    def upscale_iter(self, pixels: np.ndarray, cancel: CancelToken | None = None
+                     ) -> Generator[TileProgress, None, np.ndarray]:
+        """Yield a :class:`TileProgress` per finished tile; return the upscaled image.
+
+        ``pixels``: HxWx3 float in [0, 1] (HxW or HxWx1 grey also works; the model
+        sees it replicated to RGB and the channel mean comes back). The result is
+        float32 clipped to [0, 1], ``scale`` times larger, same channel layout.
+        """
+        p = self._make_pass(pixels, "rgb")
+        yield from self._run_passes([p], cancel)
+        return self._finish(p, pixels)
+
+    def upscale(self, pixels: np.ndarray, cancel: CancelToken | None = None,
+                progress: Callable[[TileProgress], None] | None = None) -> np.ndarray:
+        return drive(self.upscale_iter(pixels, cancel), progress)
+
+    def upscale_region(self, pixels: np.ndarray, box: tuple[int, int, int, int],
+                       cancel: CancelToken | None = None) -> np.ndarray:
+        """Upscale only the LR box ``(x0, y0, x1, y1)`` (exclusive ends), e.g. the visible part of a view.
+
+        A box that fits one tile together with its context runs as one window
+        (``overlap`` px of context, aligned to the ESA grid): within the tiling
+        error (< 1/255) of the whole-image result, at the cost of the box only.
+        A larger box runs exactly the tiles of :meth:`plan` that touch it, so it
+        is identical to the same crop of :meth:`upscale`.
+        """
+        src = self._as_planes(pixels)
+        h, w = src.shape[:2]
+        x0, y0, x1, y1 = (int(v) for v in box)
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"box {box} does not overlap the {w}x{h} image")
+        s = self.backend.scale
+        if h < self.backend.min_size or w < self.backend.min_size:
+            return self.upscale(pixels, cancel)[s * y0:s * y1, s * x0:s * x1]
+        region = (x0, y0, x1, y1)
+        tile = self.tile_size_for(h, w)
+        window = self._context_window(region, (0, 0, w, h), max(x1 - x0, y1 - y0))
+        if max(window[2] - window[0], window[3] - window[1]) <= tile or not self.backend.tileable:
+            tasks = [(window, region)]
+        else:
+            tasks = [(b.window, core) for b in self.plan(h, w) if (core := _intersect(b.core, region))]
+        out = np.empty(self._out_shape(src, y1 - y0, x1 - x0), np.float32)
+        drive(self._run_passes([_Pass(src, out, "rgb", tasks, (x0, y0), tile)], cancel), None)
+        return self._restore_channels(out, pixels)
+
+    def _context_window(self, core: Box, bounds: Box, side: int) -> Box:
+        """``core`` grown by the overlap a ``side`` px tile needs (a bigger window needs no more), clipped
+        to ``bounds`` and aligned to the ESA grid."""
+        ov, a = self.overlap_for(side), self.align
+        return (max(bounds[0], core[0] - ov) // a * a, max(bounds[1], core[1] - ov) // a * a,
+                min(bounds[2], core[2] + ov), min(bounds[3], core[3] + ov))
+
+    def close(self) -> None:
+        """Stop the worker threads (they are also stopped at interpreter exit)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ passes
+
+    @staticmethod
+    def _as_planes(pixels: np.ndarray) -> np.ndarray:
+        """HxWx3 stays; HxWx1 / HxW become HxW (replicated to RGB per tile, not for the whole image)."""
+        a = np.asarray(pixels)
+        if not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(f"expected float pixels in [0, 1], got {a.dtype}")
+        if a.ndim == 3 and a.shape[2] == 1:
+            a = a[:, :, 0]
+        if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+            raise ValueError(f"expected an HxWx3 (or HxW grey) image, got shape {a.shape}")
+        if a.shape[0] < 1 or a.shape[1] < 1:
+            raise ValueError(f"empty image {a.shape}")
+        return a
+
+    def _out_shape(self, src: np.ndarray, h: int, w: int) -> tuple[int, ...]:
+        s = self.backend.scale
+        return (s * h, s * w, 3) if src.ndim == 3 else (s * h, s * w)
+
+    def _make_pass(self, pixels: np.ndarray, phase: str) -> _Pass:
+        src = self._as_planes(pixels)
+        h, w = src.shape[:2]
+        m = self.backend.min_size
+        if h < m or w < m:
+            # Too small for ESA: mirror up to the minimum size, crop the output in _finish.
+            pad = ((0, max(0, m - h)), (0, max(0, m - w))) + (((0, 0),) if src.ndim == 3 else ())
+            src = np.pad(src.astype(np.float32), pad, mode="reflect")
+        ph, pw = src.shape[:2]
+        plan = self.plan(ph, pw)
+        out = np.empty(self._out_shape(src, ph, pw), np.float32)
+        return _Pass(src, out, phase, [(b.window, b.core) for b in plan], (0, 0), self.tile_size_for(ph, pw))
+
+    def _finish(self, p: _Pass, pixels: np.ndarray) -> np.ndarray:
+        h, w = np.asarray(pixels).shape[:2]
+        s = self.backend.scale
+        out = p.out
+        if out.shape[0] != s * h or out.shape[1] != s * w:
+            out = np.ascontiguousarray(out[: s * h, : s * w])
+        return self._restore_channels(out, pixels)
+
+    @staticmethod
+    def _restore_channels(out: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        a = np.asarray(pixels)
+        return out[:, :, None] if a.ndim == 3 and a.shape[2] == 1 else out
+
+    def _run_passes(self, passes: Sequence[_Pass], cancel: CancelToken | None
+                    ) -> Generator[TileProgress, None, None]:
+        """Run every task of every pass, yielding progress; shared by images, alpha and regions."""
+        total_px = sum((c[2] - c[0]) * (c[3] - c[1]) for p in passes for _, c in p.tasks)
+        tracker = _Tracker(sum(len(p.tasks) for p in passes), total_px)
+        self._tracker = tracker
+        check(cancel)
+        try:
+            for p in passes:
+                for core in self._execute(p, cancel):
+                    tile = min(p.tile, self._oom_limit or p.tile)
+                    yield tracker.tile_done((core[2] - core[0]) * (core[3] - core[1]), p.phase, tile)
+                    check(cancel)
+        finally:
+            self._tracker = None
+
+    def _execute(self, p: _Pass, cancel: CancelToken | None) -> Generator[Box, None, None]:
+        """Run the pass's tasks (in worker threads when there are several) and yield each finished core."""
+        def job(task: tuple[Box, Box]) -> Box:
+            self._process(p, task[0], task[1])
+            return task[1]
+
+        if self.workers <= 1 or len(p.tasks) <= 1:
+            for task in p.tasks:
+                check(cancel)
+                yield job(task)
+            return
+        pool = self._get_pool()
+        todo = iter(p.tasks)
+        pending: set[Future[Box]] = set()
+        try:
+            for task in todo:
+                pending.add(pool.submit(job, task))
+                if len(pending) >= self.workers:
+                    break
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    yield f.result()
+                    # Cancelled between tiles: nothing new starts; the finally waits for the running ones.
+                    check(cancel)
+                    task = next(todo, None)
+                    if task is not None:
+                        pending.add(pool.submit(job, task))
+        finally:
+            for f in pending:
+                f.cancel()
+            wait(pending)
+
+    def _get_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            n = self.workers
+            pool = ThreadPoolExecutor(n, thread_name_prefix="dipnet-tile", initializer=self.backend.init_worker)
+            # Start all n threads now (each waits for the others), so every one has run
+            # init_worker before the backend restores its process-wide settings.
+            barrier = threading.Barrier(n, timeout=30)
+            wait([pool.submit(barrier.wait) for _ in range(n)])
+            self.backend.workers_ready()
+            self._pool = pool
+        return self._pool
+
+    # ------------------------------------------------------------------ one tile
+
+    def _input_buffer(self, h: int, w: int) -> np.ndarray:
+        """A per-thread NCHW buffer reused while the tile shape stays the same (it does within a plan)."""
+        buf = getattr(self._buffers, "buf", None)
+        c = self.backend.in_channels
+        if buf is None or buf.shape != (1, c, h, w):
+            buf = np.empty((1, c, h, w), np.float32)
+            self._buffers.buf = buf
+        return buf
+
+    def _window_input(self, src: np.ndarray, window: Box) -> np.ndarray:
+        x0, y0, x1, y1 = window
+        buf = self._input_buffer(y1 - y0, x1 - x0)
+        crop = src[y0:y1, x0:x1]
+        if crop.ndim == 3:
+            buf[0] = crop.transpose(2, 0, 1)
+        else:
+            buf[0] = crop[None]  # grey: the same plane into every input channel
+        return buf
+
+    def _write(self, p: _Pass, y: np.ndarray, window: Box, core: Box) -> None:
+        s = self.backend.scale
+        ox, oy = p.origin
+        cx0, cy0, cx1, cy1 = (core[0] - window[0], core[1] - window[1], core[2] - window[0], core[3] - window[1])
+        tile = y[0, :, s * cy0:s * cy1, s * cx0:s * cx1].transpose(1, 2, 0)
+        dst = p.out[s * (core[1] - oy):s * (core[3] - oy), s * (core[0] - ox):s * (core[2] - ox)]
+        if p.out.ndim == 3:
+            np.clip(tile, 0.0, 1.0, out=dst)
+        else:
+            np.clip(tile.mean(axis=2, dtype=np.float32), 0.0, 1.0, out=dst)
+
+    def _process(self, p: _Pass, window: Box, core: Box) -> None:
+        """Run one window and write its core; on out-of-memory, split it into smaller windows."""
+        side = max(window[2] - window[0], window[3] - window[1])
+        limit = self._oom_limit
+        if limit is not None and side > limit:
+            self._split(p, window, core, limit)
+            return
+        try:
+            x = self._window_input(p.src, window)
+            if self.backend.grid_aware:
+                y = self.backend.run(x, TileGrid(window[1], window[0], p.src.shape[0], p.src.shape[1]))
+            else:
+                y = self.backend.run(x)
+        except Exception as exc:  # torch, onnxruntime and numpy each signal OOM differently
+            if not is_out_of_memory(exc) or side <= self.min_tile or not self.backend.tileable:
+                raise
+            self.backend.release_memory()
+            smaller = max(self.min_tile, side // 2)
+            with self._lock:
+                self._oom_limit = min(self._oom_limit or smaller, smaller)
+            msg = (f"out of memory on a {window[2] - window[0]}x{window[3] - window[1]} px tile; "
+                   f"retrying with {smaller} px tiles")
+            log.warning(msg)
+            tracker = self._tracker
+            if tracker is not None:
+                tracker.note(msg)
+            self._buffers.buf = None
+            self._split(p, window, core, smaller)
+            return
+        self._write(p, y, window, core)
+
+    def _split(self, p: _Pass, window: Box, core: Box, tile: int) -> None:
+        # Context comes from the whole source, not just the failed window: smaller tiles may
+        # need a larger overlap than the window had.
+        ov, a = self.overlap_for(tile), self.align
+        bounds = (0, 0, p.src.shape[1], p.src.shape[0])
+        region = (max(0, core[0] - ov) // a * a, max(0, core[1] - ov) // a * a,
+                  min(bounds[2], core[2] + ov), min(bounds[3], core[3] + ov))
+        rw, rh = region[2] - region[0], region[3] - region[1]
+        for b in plan_tiles(rh, rw, tile, ov, a):
+            sub_window = (b.x0 + region[0], b.y0 + region[1], b.x1 + region[0], b.y1 + region[1])
+            sub_core = (b.core_x0 + region[0], b.core_y0 + region[1],
+                        b.core_x1 + region[0], b.core_y1 + region[1])
+            keep = _intersect(sub_core, core)
+            if keep is not None:
+                self._process(p, sub_window, keep)
+
+
+def drive(gen: Generator[TileProgress, None, np.ndarray],
+          progress: Callable[[TileProgress], None] | None) -> np.ndarray:
+    """Exhaust an ``upscale_iter``-style generator, forwarding events to ``progress``; return its result."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        if progress is not None:
+            progress(event)
