@@ -189,11 +189,15 @@ class TorchBackend(Backend):
         if compile:
             # dynamic=None: the first tile shape compiles statically, a second shape recompiles
             # dynamically once; tiles of a plan share one shape, so that rarely happens.
-            module = torch.compile(module)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # raised by torch's own imports
+                module = torch.compile(module)
         self.module = module
         itemsize = 2 if precision in ("bf16", "fp16") else 4
-        # ~ the widest live set: block input + two mids + ESA maps + upsampler output and its shuffle.
-        self.bytes_per_pixel = itemsize * 260 + 16 * 3 * 4 * self.scale * self.scale // 16 + 12
+        # Per input pixel at the peak: ~6 live 44-channel feature maps, the upsampler output and its
+        # pixel shuffle (scale^2 x 3 values each), the float32 result, and the float32 input.
+        out_values = self.scale * self.scale * 3
+        self.bytes_per_pixel = itemsize * (6 * 44 + 2 * out_values) + 4 * out_values + 12
 
     def _fusion_works(self, fused: Any, eager: Any) -> bool:
         """The oneDNN fused ops are private torch API: use them only if they exist and agree with eager."""
@@ -402,6 +406,8 @@ class OnnxRuntimeBackend(Backend):
         on_gpu = self.provider in _GPU_PROVIDERS
         self.device = "cuda:0" if on_gpu else "cpu"
         self._half_io = "float16" in self._session.get_inputs()[0].type
+        if self._half_io:
+            self.precision = "fp16"  # an fp16 graph (e.g. a user's file) computes in fp16 whatever was asked
         self.workers = self.threads if (tile_workers and not on_gpu and self.threads > 1) else 1
         # Tile workers share one extra single-threaded session (Run is thread-safe); the
         # multi-threaded one serves whole images and direct calls.

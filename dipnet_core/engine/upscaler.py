@@ -258,9 +258,10 @@ class TiledUpscaler:
                        cancel: CancelToken | None = None) -> np.ndarray:
         """Upscale only the LR box ``(x0, y0, x1, y1)`` (exclusive ends), e.g. the visible part of a view.
 
-        A box that fits one tile together with its context runs as one window
-        (``overlap`` px of context, aligned to the ESA grid): within the tiling
-        error (< 1/255) of the whole-image result, at the cost of the box only.
+        A box that fits one tile together with its context (or the automatic tile
+        size, if larger) runs as one window (``overlap`` px of context, aligned
+        to the ESA grid): within the tiling error (< 1/255) of the whole-image
+        result, at the cost of the box only.
         A larger box runs exactly the tiles of :meth:`plan` that touch it, so it
         is identical to the same crop of :meth:`upscale`.
         """
@@ -276,7 +277,10 @@ class TiledUpscaler:
         region = (x0, y0, x1, y1)
         tile = self.tile_size_for(h, w)
         window = self._context_window(region, (0, 0, w, h), max(x1 - x0, y1 - y0))
-        if max(window[2] - window[0], window[3] - window[1]) <= tile or not self.backend.tileable:
+        # One window is far cheaper than small tiles' overlaps; allow it up to the automatic (memory-safe)
+        # tile size even when this upscaler was given a smaller tile.
+        one_window = max(tile, auto_tile_size(self.backend, h, w))
+        if max(window[2] - window[0], window[3] - window[1]) <= one_window or not self.backend.tileable:
             tasks = [(window, region)]
         else:
             tasks = [(b.window, core) for b in self.plan(h, w) if (core := _intersect(b.core, region))]

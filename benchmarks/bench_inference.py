@@ -1,0 +1,488 @@
+"""Inference speed, quality and memory of every engine setting against a plain PyTorch reference.
+
+    python benchmarks/bench_inference.py                 # ~10-15 min on 2 cores
+    python benchmarks/bench_inference.py --compile       # also torch.compile (~20 s compile per shape set)
+    python benchmarks/bench_inference.py --tiling-sweep  # re-measure the tiling error table (~20 min)
+    python benchmarks/bench_inference.py --quick         # one round, no 12 MP run (smoke test)
+
+One process, torch threads = 2 (the spec machine: 2 Zen 4 cores), the same inputs for every
+setting: Set5 + Set14 LR images (MATLAB bicubic x1/4 of the HR), a synthetic 512x512 and a
+1200x900 mosaic of Set14 photos (large enough that every tile size really tiles it).
+
+The reference is the plain eager PyTorch fp32 forward pass of the official architecture
+(NCHW, the module exactly as loaded), whole-image and tiled with the engine's plan at each
+tile size of a sweep; the best tile size is the baseline for every ratio. The machine is
+shared and noisy, so settings are interleaved round by round (rotating the order) and
+each ratio is the median of per-round ratios; seconds are the best round.
+
+Quality: max abs difference (uint8 levels) and PSNR-Y between each setting's output and the
+reference whole-image output on every input, and PSNR-Y against HR on Set5 (border 4).
+Peak memory: VmHWM of a child process per setting upscaling a synthetic 4000x3000 input
+(48 MP output), plus the end-to-end ``dipnet upscale`` run on the same image saved as PNG.
+
+Prints a markdown table and writes ``benchmarks/results/inference.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dipnet_core.engine import (
+    DEFAULT_OVERLAP,
+    TiledUpscaler,
+    create_backend,
+    default_overlap,
+    hardware,
+    plan_tiles,
+)
+from dipnet_core.metrics import psnr
+from dipnet_core.models import LoadedModel, load_model
+from dipnet_core.resize import bicubic_downscale_uint8, modcrop
+
+SHARED = REPO.parent / "shared"
+WEIGHTS = SHARED / "reference" / "dipnet_official_x4.pth"
+OUT_JSON = REPO / "benchmarks" / "results" / "inference.json"
+THREADS = 2
+SCALE = 4
+TILE_SWEEP = (128, 192, 256, 320, 384, 512)  # reference
+# The reference tiles with a typical upscaler-GUI overlap: it cannot match the whole image anyway
+# (see dipnet_core/engine/upscaler.py), and a small overlap makes it the strongest baseline.
+REF_OVERLAP = 16
+OUR_TILES = (256, 320, 384, 448, 512, 640)  # our default path (overlap 32 at >= 256 px makes small tiles costly)
+FMA_BOUND_S_PER_MP = 2.3  # fp32 FMA peak of the 2 cores for 227k MACs per input pixel (the brief's figure)
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def _to_float(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(img.astype(np.float32) / 255.0)
+
+
+def synthetic(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Deterministic photo-like test pattern: smooth shading, oriented waves, hard-edged shapes, grain."""
+    rng = np.random.default_rng(seed)
+    yy = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
+    xx = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :]
+    img = np.empty((h, w, 3), np.float32)
+    for c in range(3):
+        f1, f2, ph = rng.uniform(8, 40), rng.uniform(8, 40), rng.uniform(0, 6.28)
+        img[:, :, c] = 0.45 + 0.25 * np.sin(f1 * xx * 6.28 + ph) * np.cos(f2 * yy * 6.28) + 0.15 * (xx - yy)
+    for _ in range(max(4, h * w // 40000)):
+        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))
+        y1, x1 = y0 + int(rng.integers(4, max(5, h // 6))), x0 + int(rng.integers(4, max(5, w // 6)))
+        img[y0:y1, x0:x1] = rng.uniform(0, 1, 3).astype(np.float32)
+    img += rng.normal(0, 0.015, img.shape).astype(np.float32)
+    return np.clip(img, 0.0, 1.0)
+
+
+def load_inputs() -> dict[str, list[tuple[str, np.ndarray, np.ndarray | None]]]:
+    """Groups of (name, LR float32 HxWx3, HR uint8 or None)."""
+    groups: dict[str, list[tuple[str, np.ndarray, np.ndarray | None]]] = {}
+    for set_name in ("Set5", "Set14"):
+        items = []
+        for path in sorted(glob.glob(str(SHARED / "benchmarks" / set_name / "*.png"))):
+            with Image.open(path) as im:
+                hr = modcrop(np.asarray(im.convert("RGB")), SCALE)
+            items.append((Path(path).stem, _to_float(bicubic_downscale_uint8(hr, SCALE)), hr))
+        groups[set_name] = items
+    groups["synthetic512"] = [("synthetic512", synthetic(512, 512), None)]
+    # Real photo content at a size every tile size has to split: Set14 HR images side by side.
+    tiles = []
+    for path in sorted(glob.glob(str(SHARED / "benchmarks" / "Set14" / "*.png")))[:6]:
+        with Image.open(path) as im:
+            tiles.append(np.asarray(im.convert("RGB").resize((400, 450), Image.Resampling.LANCZOS)))
+    mosaic = np.concatenate([np.concatenate(tiles[:3], axis=1), np.concatenate(tiles[3:6], axis=1)], axis=0)
+    groups["mosaic1200x900"] = [("mosaic1200x900", _to_float(mosaic), None)]
+    return groups
+
+
+# --------------------------------------------------------------------------------------- reference
+
+
+class Reference:
+    """Plain eager PyTorch fp32 forward of the official architecture: no engine code in the loop."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        assert model.module is not None
+        self.module = model.module.eval()
+
+    def whole(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
+            return np.clip(self.module(t)[0].numpy().transpose(1, 2, 0), 0.0, 1.0)
+
+    def tiled(self, x: np.ndarray, tile: int) -> np.ndarray:
+        """Naive tiling (the engine's window layout, ``REF_OVERLAP``), each window run as a whole image."""
+        h, w = x.shape[:2]
+        if max(h, w) <= tile:
+            return self.whole(x)
+        out = np.empty((SCALE * h, SCALE * w, 3), np.float32)
+        for b in plan_tiles(h, w, tile, REF_OVERLAP):
+            y = self.whole(x[b.y0:b.y1, b.x0:b.x1])
+            cx0, cy0, cx1, cy1 = b.core_in_window()
+            out[SCALE * b.core_y0:SCALE * b.core_y1, SCALE * b.core_x0:SCALE * b.core_x1] = \
+                y[SCALE * cy0:SCALE * cy1, SCALE * cx0:SCALE * cx1]
+        return out
+
+
+# ----------------------------------------------------------------------------------------- settings
+
+
+def fp16_onnx_model(model: LoadedModel, tmp: Path) -> LoadedModel:
+    """Our grid-aware ONNX graph with every float tensor in fp16 (to test fp16 on onnxruntime CPU)."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    from dipnet_core.engine import export_onnx_bytes
+
+    proto = onnx.load_from_string(export_onnx_bytes(model, grid_aware=True))
+    graph = proto.graph
+    for i, init in enumerate(graph.initializer):
+        if init.data_type == TensorProto.FLOAT:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name)
+            graph.initializer[i].CopyFrom(half)
+    for vi in list(graph.input) + list(graph.output):
+        if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+            vi.type.tensor_type.elem_type = TensorProto.FLOAT16
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
+            if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
+    del graph.value_info[:]
+    path = tmp / "dipnet_fp16.onnx"
+    onnx.save(proto, str(path))
+    d = model.descriptor
+    from dataclasses import replace
+
+    return LoadedModel(descriptor=replace(d, arch="onnx"), module=None, path=path)
+
+
+def build_settings(model: LoadedModel, ref: Reference, args: argparse.Namespace, tmp: Path
+                   ) -> tuple[dict[str, Runner], dict[str, Any], list[Any]]:
+    runners: dict[str, Runner] = {"reference whole-image fp32": ref.whole}
+    for t in TILE_SWEEP:
+        runners[f"reference tiled {t}"] = lambda x, t=t: ref.tiled(x, t)
+    info: dict[str, Any] = {}
+    keep: list[Any] = []
+
+    def add(label: str, tile: int | None, other_model: LoadedModel | None = None, **kw: Any) -> None:
+        try:
+            backend = create_backend(other_model or model, **kw)
+        except Exception as exc:  # noqa: BLE001 - report and go on: one unavailable setting must not end the run
+            info[label] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"  {label}: unavailable ({exc})", flush=True)
+            return
+        up = TiledUpscaler(backend, tile_size=tile)
+        keep.append(up)
+        runners[label] = up.upscale
+        info[label] = {"backend": backend.describe(), "tile": tile or "auto", "overlap": up.overlap or "auto",
+                       "fallback": backend.fallback_reason}
+
+    cpu = {"device": "cpu"}
+    add("ours torch fp32 NCHW", None, backend="torch", precision="fp32", channels_last=False, **cpu)
+    add("ours torch fp32 channels_last", None, backend="torch", precision="fp32", fuse=False, **cpu)
+    add("ours torch fp32 channels_last fused", None, backend="torch", precision="fp32", **cpu)
+    add("ours torch bf16 NCHW", None, backend="torch", precision="bf16", channels_last=False, **cpu)
+    add("ours torch bf16 channels_last", None, backend="torch", precision="bf16", fuse=False, **cpu)
+    add("ours torch bf16 channels_last fused, 2-thread tiles", None, backend="torch", precision="bf16",
+        tile_workers=False, **cpu)
+    add("ours onnxruntime CPU fp32", None, backend="onnx", **cpu)
+    add("ours onnxruntime CPU fp32, 2-thread tiles", None, backend="onnx", tile_workers=False, **cpu)
+    try:
+        add("ours onnxruntime CPU fp16 graph", None, fp16_onnx_model(model, tmp), backend="onnx", **cpu)
+    except Exception as exc:  # noqa: BLE001 - the fp16 conversion is an experiment; record why it did not run
+        info["ours onnxruntime CPU fp16 graph"] = {"error": f"{type(exc).__name__}: {exc}"}
+    for t in OUR_TILES:
+        add(f"ours default @ tile {t}", t)
+    add("ours default (auto)", None)
+    if args.compile:
+        add("ours torch bf16 compiled", None, backend="torch", precision="bf16", compile=True, **cpu)
+    return runners, info, keep
+
+
+# ------------------------------------------------------------------------------------------- timing
+
+
+def _levels(a: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(a, 0.0, 1.0) * 255.0)
+
+
+def measure(runners: dict[str, Runner], items: list[tuple[str, str, np.ndarray, np.ndarray | None]],
+            ref_out: dict[str, np.ndarray], rounds: int, failed: dict[str, str]
+            ) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
+    """Interleaved timing rounds (the order rotates each round); quality from the first round's outputs."""
+    names = []
+    for name in list(runners):  # warm-up: oneDNN primitives, onnxruntime plans, compiled graphs
+        try:
+            for _g, _n, x, _hr in items[:2]:
+                runners[name](x)
+            names.append(name)
+        except Exception as exc:  # noqa: BLE001 - e.g. torch.compile without a working compiler
+            print(f"  {name}: failed in warm-up ({type(exc).__name__}: {exc})", flush=True)
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    times: dict[str, list[float]] = {n: [] for n in names}
+    quality: dict[str, dict[str, float]] = {}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            total, max_diff, vs_ref, set5 = 0.0, 0.0, [], []
+            for group, item, x, hr in items:
+                t0 = time.perf_counter()
+                y = runners[name](x)
+                total += time.perf_counter() - t0
+                if r == 0:  # metrics outside the timed region
+                    yl = _levels(y)
+                    max_diff = max(max_diff, float(np.abs(yl - ref_out[item]).max()))
+                    vs_ref.append(min(psnr(yl, ref_out[item], border=SCALE), 99.0))
+                    if group == "Set5" and hr is not None:
+                        set5.append(psnr(yl, hr.astype(np.float64), border=SCALE))
+            times[name].append(total)
+            if r == 0:
+                quality[name] = {"max_abs_diff_levels": max_diff, "min_psnr_y_vs_ref_db": min(vs_ref),
+                                 "set5_psnr_y_db": float(np.mean(set5))}
+        print(f"  round {r + 1}/{rounds} done ({time.strftime('%X')}, load {os.getloadavg()[0]:.1f})", flush=True)
+    return times, quality
+
+
+# ------------------------------------------------------------------------------------- 12 MP memory
+
+
+def _child_memory(mode: str) -> None:
+    """Run in a child process: upscale a synthetic 4000x3000 input, print peak RSS as JSON."""
+    torch.set_num_threads(THREADS)
+    model = load_model(WEIGHTS)
+    x = synthetic(3000, 4000, seed=1)
+    base = _rss()
+    t0 = time.perf_counter()
+    if mode == "reference":
+        Reference(model).tiled(x, int(os.environ.get("BENCH_REF_TILE", "256")))
+        label = f"reference tiled {os.environ.get('BENCH_REF_TILE', '256')}"
+    else:
+        backend = create_backend(model)
+        up = TiledUpscaler(backend)
+        up.upscale(x)
+        label = backend.describe() + f", tile {up.tile_size_for(3000, 4000)}"
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"mode": label, "seconds": seconds, "peak_rss_mb": (hardware.peak_rss_bytes() or 0) / 2**20,
+                      "rss_before_mb": base / 2**20, "output_mb": 3000 * 4000 * 16 * 3 * 4 / 2**20}))
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure_memory(ref_tile: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    env = dict(os.environ, BENCH_REF_TILE=str(ref_tile))
+    for mode in ("reference", "default"):
+        proc = subprocess.run([sys.executable, __file__, "--child-memory", mode], capture_output=True, text=True,
+                              env=env, check=False)
+        try:
+            results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            results[mode] = {"error": proc.stderr[-2000:]}
+        print(f"  12 MP {mode}: {results[mode]}", flush=True)
+    results["cli"] = measure_cli()
+    return results
+
+
+def measure_cli() -> dict[str, Any]:
+    try:
+        import dipnet_core.cli  # noqa: F401
+    except ImportError as exc:
+        print(f"  dipnet CLI not available ({exc}); skipping the end-to-end run", flush=True)
+        return {"skipped": str(exc)}
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in12mp.png", Path(tmp) / "out.png"
+        Image.fromarray((synthetic(3000, 4000, seed=1) * 255 + 0.5).astype(np.uint8)).save(src, compress_level=1)
+        cmd = [sys.executable, "-m", "dipnet_core", "upscale", str(src), "-o", str(dst), "--model", str(WEIGHTS),
+               "--overwrite"]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        stdout, stderr = proc.stdout.read() if proc.stdout else "", proc.stderr.read() if proc.stderr else ""
+        ok = os.waitstatus_to_exitcode(status) == 0 and dst.exists()
+        result = {"command": "dipnet upscale in12mp.png -o out.png --model dipnet_official_x4.pth",
+                  "seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "ok": ok,
+                  "output_bytes": dst.stat().st_size if dst.exists() else 0}
+        if not ok:
+            result["stderr"] = (stderr or stdout)[-2000:]
+        print(f"  dipnet upscale 12 MP: {result}", flush=True)
+        return result
+
+
+# ------------------------------------------------------------------------------------- tiling error
+
+
+def tiling_sweep(model: LoadedModel, configs: list[tuple[int, int]]) -> dict[str, Any]:
+    """Worst tiled-vs-whole difference over all Set5+Set14 HR images used as inputs, fp32, per (tile, overlap)."""
+    backend = create_backend(model, backend="torch", device="cpu", precision="fp32")
+    whole_up = TiledUpscaler(backend, tile_size=4096)
+    worst: dict[str, dict[str, Any]] = {}
+    for path in sorted(glob.glob(str(SHARED / "benchmarks" / "Set*" / "*.png"))):
+        with Image.open(path) as im:
+            x = _to_float(np.asarray(im.convert("RGB")))
+        whole = whole_up.upscale(x)
+        for tile, ov in configs:
+            y = TiledUpscaler(backend, tile_size=tile, overlap=ov).upscale(x)
+            d = float(np.abs(y - whole).max() * 255)
+            dq = float(np.abs(_levels(y) - _levels(whole)).max())
+            w = worst.setdefault(f"tile {tile} overlap {ov}", {"float_levels": 0.0, "uint8_levels": 0.0, "at": ""})
+            if d > w["float_levels"]:
+                w.update(float_levels=d, at=Path(path).name)
+            w["uint8_levels"] = max(w["uint8_levels"], dq)
+        print(f"  tiling sweep: {Path(path).name} ({time.strftime('%X')})", flush=True)
+    return {"inputs": "Set5+Set14 HR images as model inputs (228-768 px)", "precision": "fp32", "worst": worst}
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def run_speed(model: LoadedModel, args: argparse.Namespace, all_items: list[Any], mp: float, macs: int
+              ) -> dict[str, Any]:
+    ref = Reference(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        runners, info, keep = build_settings(model, ref, args, Path(tmp))
+        rounds = 1 if args.quick else args.rounds
+        print(f"timing {len(runners)} settings x {rounds} rounds", flush=True)
+        ref_out = {n: _levels(ref.whole(x)) for _g, n, x, _hr in all_items}
+        failed: dict[str, str] = {}
+        times, quality = measure(runners, all_items, ref_out, rounds, failed)
+        for name, err in failed.items():
+            info[name] = {"error": err}
+        for up in keep:
+            up.close()
+    ref_tiled = {n: min(v) for n, v in times.items() if n.startswith("reference tiled")}
+    best_ref = min(ref_tiled, key=ref_tiled.__getitem__)
+    ref_set5 = quality["reference whole-image fp32"]["set5_psnr_y_db"]
+    rows = []
+    for name, ts in times.items():
+        ratios = [times[best_ref][i] / ts[i] for i in range(len(ts))]
+        s_per_mp = min(ts) / mp
+        rows.append({
+            "setting": name, "s_per_mp": s_per_mp, "ratio_vs_best_tiled_ref": statistics.median(ratios),
+            "useful_gmac_per_s": macs * 1e6 / s_per_mp / 1e9, "fraction_of_fp32_fma_bound": FMA_BOUND_S_PER_MP / s_per_mp,
+            **quality[name], "set5_psnr_loss_db": ref_set5 - quality[name]["set5_psnr_y_db"],
+            "all_round_seconds": ts, **info.get(name, {}),
+        })
+    return {"baseline": best_ref, "settings": rows,
+            "errors": {k: v["error"] for k, v in info.items() if "error" in v}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--compile", action="store_true", help="include torch.compile (slow to compile)")
+    ap.add_argument("--quick", action="store_true", help="one round, no 12 MP and no sweep")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true", help="keep the speed table of the previous JSON")
+    ap.add_argument("--tiling-sweep", action="store_true", help="re-measure the tiling error table")
+    ap.add_argument("--tiling-configs", default="",
+                    help="tile/overlap pairs for --tiling-sweep, e.g. 128/40,256/32 (default: each tile size "
+                         "128..384 at its default overlap and 4 px less)")
+    ap.add_argument("--child-memory", choices=("reference", "default"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child_memory:
+        _child_memory(args.child_memory)
+        return
+    torch.set_num_threads(THREADS)
+    model = load_model(WEIGHTS)
+    macs = model.module.config.macs_per_input_pixel()  # type: ignore[union-attr]
+    groups = load_inputs()
+    all_items = [(g, n, x, hr) for g, items in groups.items() for n, x, hr in items]
+    inputs = [x for _g, _n, x, _hr in all_items]
+    mp = sum(x.shape[0] * x.shape[1] for x in inputs) / 1e6
+    print(f"{len(inputs)} inputs, {mp:.3f} input MP per pass; torch {torch.__version__}, threads {THREADS}, "
+          f"native bf16 {hardware.has_native_bf16()}", flush=True)
+
+    previous = json.loads(OUT_JSON.read_text()) if OUT_JSON.exists() else {}
+    result: dict[str, Any] = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "physical_cores": hardware.physical_cores(),
+                    "native_bf16": hardware.has_native_bf16(), "torch": torch.__version__,
+                    "torch_threads": THREADS, "date": time.strftime("%Y-%m-%d %H:%M")},
+        "inputs": {g: [n for n, _x, _h in items] for g, items in groups.items()},
+        "input_megapixels_per_pass": mp, "macs_per_input_pixel": macs, "default_overlap": DEFAULT_OVERLAP,
+        "reference_overlap": REF_OVERLAP,
+    }
+    if args.skip_speed and "settings" in previous:
+        for key in ("baseline", "settings", "errors"):
+            result[key] = previous.get(key)
+    else:
+        result.update(run_speed(model, args, all_items, mp, macs))
+
+    if args.tiling_sweep:
+        print("tiling sweep", flush=True)
+        if args.tiling_configs:
+            configs = [(int(t), int(o)) for t, o in (c.split("/") for c in args.tiling_configs.split(","))]
+        else:
+            configs = [(t, default_overlap(t) - d) for t in (128, 192, 256, 320, 384) for d in (0, 4)]
+        result["tiling_error"] = tiling_sweep(model, configs)
+    elif "tiling_error" in previous:
+        result["tiling_error"] = previous["tiling_error"]
+    if not (args.quick or args.skip_memory):
+        print("12 MP memory runs", flush=True)
+        result["memory_12mp"] = measure_memory(int(result["baseline"].rsplit(" ", 1)[1]))
+    elif "memory_12mp" in previous:
+        result["memory_12mp"] = previous["memory_12mp"]
+
+    OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
+    OUT_JSON.write_text(json.dumps(result, indent=1))
+    print_table(result)
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"\nbaseline: {result['baseline']}  ({result['input_megapixels_per_pass']:.3f} input MP per pass, "
+          f"torch threads {result['machine']['torch_threads']})\n")
+    print("| setting | s/MP | x vs best-tiled ref | max diff (levels) | min PSNR-Y vs ref (dB) "
+          "| Set5 PSNR-Y (dB) | loss (dB) | % of fp32 FMA bound |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in result["settings"]:
+        print(f"| {r['setting']} | {r['s_per_mp']:.2f} | {r['ratio_vs_best_tiled_ref']:.2f} | "
+              f"{r['max_abs_diff_levels']:.0f} | {r['min_psnr_y_vs_ref_db']:.1f} | {r['set5_psnr_y_db']:.3f} | "
+              f"{r['set5_psnr_loss_db']:.3f} | {100 * r['fraction_of_fp32_fma_bound']:.0f}% |")
+    for name, err in result.get("errors", {}).items():
+        print(f"- {name}: not run ({err[:200]})")
+    te = result.get("tiling_error")
+    if te:
+        print("\ntiling error, worst over", te["inputs"])
+        print("| tile, overlap | worst float diff (levels) | worst uint8 diff (levels) | where |")
+        print("|---|---:|---:|---|")
+        for k, v in te["worst"].items():
+            print(f"| {k} | {v['float_levels']:.3f} | {v['uint8_levels']:.0f} | {v['at']} |")
+    mem = result.get("memory_12mp")
+    if mem:
+        print("\n12 MP input (4000x3000 -> 16000x12000), separate processes:")
+        for k, v in mem.items():
+            print(f"- {k}: {json.dumps(v)}")
+
+
+if __name__ == "__main__":
+    main()
