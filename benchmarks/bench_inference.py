@@ -411,7 +411,7 @@ def main() -> None:
     ap.add_argument("--tiling-sweep", action="store_true", help="re-measure the tiling error table")
     ap.add_argument("--tiling-configs", default="",
                     help="tile/overlap pairs for --tiling-sweep, e.g. 128/40,256/32 (default: each tile size "
-                         "128..384 at its default overlap and 4 px less)")
+                         "128..384 at its default overlap and 4 px less, and 512, 640 at theirs)")
     ap.add_argument("--child-memory", choices=("reference", "default"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_memory:
@@ -448,6 +448,7 @@ def main() -> None:
             configs = [(int(t), int(o)) for t, o in (c.split("/") for c in args.tiling_configs.split(","))]
         else:
             configs = [(t, default_overlap(t) - d) for t in (128, 192, 256, 320, 384) for d in (0, 4)]
+            configs += [(t, default_overlap(t)) for t in (512, 640)]  # the CPU default sizes
         result["tiling_error"] = tiling_sweep(model, configs)
     elif "tiling_error" in previous:
         result["tiling_error"] = previous["tiling_error"]

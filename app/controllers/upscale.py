@@ -32,6 +32,9 @@ MAX_PREVIEW_LR = 512
 MIN_PREVIEW_LR = 48
 START_PREVIEW_LR = 96
 PREVIEW_BUDGET_S = 0.3
+# A full upscale paints its tiles as they finish when its output is at most this many pixels (an
+# 8-bit copy of the output is held meanwhile: 192 MB at the limit); larger ones show progress only.
+TILE_PAINT_MAX_OUTPUT_PIXELS = 48_000_000
 
 
 @dataclass
@@ -303,12 +306,21 @@ class UpscaleController(TabController):
         entry = self.ctx.current_model()
         display_name = entry.name if entry else ""
 
+        paint_tiles = img.width * img.height * self._scale**2 <= TILE_PAINT_MAX_OUTPUT_PIXELS
+
         def run(token: CancelToken, report: Any) -> Any:
             from dipnet_core.engine import upscale_image
 
+            def report_tile(tp: Any) -> None:
+                # Quantise the finished tile here, on the worker, so the GUI thread only paints it.
+                patch = None
+                if paint_tiles and tp.phase == "rgb" and tp.core is not None and tp.output is not None:
+                    patch = (tp.core, array_to_qimage(tp.output))
+                report((tp, patch))
+
             engine = self.ctx.engine(key)
             t0 = time.perf_counter()
-            out = upscale_image(img, engine.upscaler, cancel=token, progress=report)
+            out = upscale_image(img, engine.upscaler, cancel=token, progress=report_tile)
             seconds = time.perf_counter() - t0
             bits = 16 if out.bit_depth == 16 else 8
             return (
@@ -327,8 +339,8 @@ class UpscaleController(TabController):
             "upscale",
             on_result=self._on_upscaled,
             on_progress=self._on_progress,
-            on_failed=lambda exc: self._fail(exc, "Upscale failed"),
-            on_cancelled=lambda: self.view.set_status("Upscale cancelled."),
+            on_failed=self._on_upscale_failed,
+            on_cancelled=self._on_upscale_cancelled,
             on_done=self._on_upscale_done,
         )
 
@@ -337,8 +349,21 @@ class UpscaleController(TabController):
             self._upscale_task.cancel()
             self.view.set_status("Cancelling…")
 
-    def _on_progress(self, tp: Any) -> None:
+    def _on_progress(self, payload: tuple[Any, tuple[tuple[int, int, int, int], QImage] | None]) -> None:
+        tp, patch = payload
         self.view.set_progress(tp.done, tp.total, tp.eta_s, tp.megapixels_per_s)
+        if patch is not None and self.result is None:
+            (x0, y0, _x1, _y1), image = patch
+            s = self._scale
+            self.view.show_tile(QRect(x0 * s, y0 * s, image.width(), image.height()), image)
+
+    def _on_upscale_failed(self, exc: BaseException) -> None:
+        self.view.clear_tiles()
+        self._fail(exc, "Upscale failed")
+
+    def _on_upscale_cancelled(self) -> None:
+        self.view.clear_tiles()  # a half-painted result would look like a finished one
+        self.view.set_status("Upscale cancelled.")
 
     def _on_upscaled(self, r: tuple[int, Any, QImage, float, str]) -> None:
         generation, out, qimage, seconds, engine_text = r

@@ -269,6 +269,15 @@ class UpscaleView(QWidget):
         for c in (self.compare, self.side.right):
             c.add_patch(box, image)
 
+    def show_tile(self, box: QRect, image: QImage) -> None:
+        """A finished tile of the running full upscale (``box`` in output pixels)."""
+        for c in (self.compare, self.side.right):
+            c.add_tile(box, image)
+
+    def clear_tiles(self) -> None:
+        for c in (self.compare, self.side.right):
+            c.clear_tiles()
+
     def show_result(self, image: QImage) -> None:
         for c in (self.compare, self.side.right):
             c.set_after(image)

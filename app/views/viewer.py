@@ -101,6 +101,9 @@ class CompareCanvas(QWidget):
         self._before: QPixmap | None = None
         self._after: QPixmap | None = None
         self._patches: list[tuple[QRect, QPixmap]] = []
+        # Finished tiles of a running full upscale: all kept (until the result replaces them), as
+        # QImages so the canvases showing them share one copy.
+        self._tiles: list[tuple[QRect, QImage]] = []
         self._has_alpha = False
         self._drag: str | None = None  # "pan" | "split"
         self._last_pos = QPointF()
@@ -119,6 +122,7 @@ class CompareCanvas(QWidget):
         self._before = QPixmap.fromImage(image) if image is not None else None
         self._has_alpha = bool(image is not None and image.hasAlphaChannel())
         self._patches.clear()
+        self._tiles.clear()
         self._after = None
         self.update()
 
@@ -126,6 +130,7 @@ class CompareCanvas(QWidget):
         self._after = QPixmap.fromImage(image) if image is not None else None
         if image is not None:
             self._patches.clear()
+            self._tiles.clear()
         self.update()
 
     def add_patch(self, box: QRect, image: QImage) -> None:
@@ -134,8 +139,21 @@ class CompareCanvas(QWidget):
         self._patches.append((QRect(box), QPixmap.fromImage(image)))
         self.update()
 
+    def add_tile(self, box: QRect, image: QImage) -> None:
+        self._tiles.append((QRect(box), image))
+        self.update()
+
+    def clear_tiles(self) -> None:
+        if self._tiles:
+            self._tiles.clear()
+            self.update()
+
+    def tiles(self) -> list[QRect]:
+        return [b for b, _ in self._tiles]
+
     def patches(self) -> list[QRect]:
-        return [b for b, _ in self._patches]
+        """Every upscaled area shown so far: finished tiles of a full upscale, then live-preview patches."""
+        return [b for b, _ in self._tiles] + [b for b, _ in self._patches]
 
     def has_after(self) -> bool:
         return self._after is not None
@@ -183,6 +201,8 @@ class CompareCanvas(QWidget):
         if self._before is not None:
             p.drawPixmap(target, self._before, QRectF(self._before.rect()))
         if after:
+            for box, img in self._tiles:
+                p.drawImage(QRectF(box), img, QRectF(img.rect()))
             for box, pix in self._patches:
                 p.drawPixmap(QRectF(box), pix, QRectF(pix.rect()))
 

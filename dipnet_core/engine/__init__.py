@@ -4,10 +4,19 @@ Typical use::
 
     model = load_model(path)
     backend = create_backend(model)              # fastest measured path on this machine
-    upscaler = TiledUpscaler(backend)            # auto tile size, default overlap
+    upscaler = TiledUpscaler(backend)            # automatic tile size and overlap
     out = upscaler.upscale(pixels, cancel=token, progress=callback)
 
-``upscale_iter`` is the generator form the GUI runs on a worker thread.
+``upscale_iter`` is the generator form the GUI runs on a worker thread;
+``upscale_image`` handles grey, alpha and metadata. Module map:
+
+* ``backends``: :class:`Backend`, torch and onnxruntime implementations, ``create_backend``.
+* ``gridnet``: the DIPNet forward pass whose ESA attention follows the whole image's
+  grid, so tiles match a whole-image pass within 1/255.
+* ``tiling``: pure-Python tile plans.
+* ``upscaler``: :class:`TiledUpscaler` (tile workers, progress, cancellation,
+  out-of-memory retries) and the measured overlap table.
+* ``hardware``: cores, free memory, CPU flags without psutil.
 """
 
 from .backends import (

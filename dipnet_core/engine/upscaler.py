@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -93,6 +93,11 @@ class TileProgress:
     tile_size: int = 0
     #: Out-of-memory retries and similar events since the previous progress report.
     message: str = ""
+    #: The LR box ``(x0, y0, x1, y1)`` this tile finished, in the coordinates of the job's input.
+    core: Box | None = None
+    #: That box's upscaled pixels (float32 in [0, 1], a view into the result being built; final
+    #: from now on, so a GUI can paint the result tile by tile). None where no view applies.
+    output: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def fraction(self) -> float:
@@ -158,7 +163,8 @@ class _Tracker:
         with self._lock:
             self._messages.append(message)
 
-    def tile_done(self, pixels: int, phase: str, tile_size: int) -> TileProgress:
+    def tile_done(self, pixels: int, phase: str, tile_size: int, core: Box | None = None,
+                  output: np.ndarray | None = None) -> TileProgress:
         self.done_tiles += 1
         self.done_pixels += pixels
         elapsed = time.perf_counter() - self.start
@@ -170,6 +176,7 @@ class _Tracker:
             done=self.done_tiles, total=self.total_tiles, elapsed_s=elapsed,
             eta_s=max(0.0, eta) if eta is not None else None,
             megapixels_per_s=rate / 1e6, phase=phase, tile_size=tile_size, message=message,
+            core=core, output=output,
         )
 
 
@@ -365,7 +372,8 @@ class TiledUpscaler:
             for p in passes:
                 for core in self._execute(p, cancel):
                     tile = min(p.tile, self._oom_limit or p.tile)
-                    yield tracker.tile_done((core[2] - core[0]) * (core[3] - core[1]), p.phase, tile)
+                    yield tracker.tile_done((core[2] - core[0]) * (core[3] - core[1]), p.phase, tile,
+                                            core, self._core_view(p, core))
                     check(cancel)
         finally:
             self._tracker = None
@@ -436,12 +444,17 @@ class TiledUpscaler:
             buf[0] = crop[None]  # grey: the same plane into every input channel
         return buf
 
-    def _write(self, p: _Pass, y: np.ndarray, window: Box, core: Box) -> None:
+    def _core_view(self, p: _Pass, core: Box) -> np.ndarray:
+        """The part of the pass's output that holds ``core`` (image coordinates) upscaled."""
         s = self.backend.scale
         ox, oy = p.origin
+        return p.out[s * (core[1] - oy):s * (core[3] - oy), s * (core[0] - ox):s * (core[2] - ox)]
+
+    def _write(self, p: _Pass, y: np.ndarray, window: Box, core: Box) -> None:
+        s = self.backend.scale
         cx0, cy0, cx1, cy1 = (core[0] - window[0], core[1] - window[1], core[2] - window[0], core[3] - window[1])
         tile = y[0, :, s * cy0:s * cy1, s * cx0:s * cx1].transpose(1, 2, 0)
-        dst = p.out[s * (core[1] - oy):s * (core[3] - oy), s * (core[0] - ox):s * (core[2] - ox)]
+        dst = self._core_view(p, core)
         if p.out.ndim == 3:
             np.clip(tile, 0.0, 1.0, out=dst)
         else:

@@ -102,12 +102,51 @@ def test_cancel_full_upscale(window: object, qtbot: object, tmp_path: Path, monk
     task.progress.connect(progressed.append)
     qtbot.waitUntil(lambda: len(progressed) >= 1, timeout=20_000)  # type: ignore[attr-defined]
     assert up.view.cancel_btn.isVisible() and "left" in up.view.status_label.text()  # progress + ETA
+    assert len(up.view.compare.tiles()) == 1  # the finished tile is painted while the job runs
     with qtbot.waitSignal(task.done, timeout=20_000):  # type: ignore[attr-defined]
         up.view.cancel_btn.click()
     assert task.outcome == "cancelled"
     assert up.result is None and not up.view.compare.has_after()
+    assert up.view.compare.tiles() == []  # a half-painted result must not look finished
     assert "cancelled" in up.view.status_label.text().lower()
     assert up.view.upscale_btn.isVisible() and not up.view.cancel_btn.isVisible()
+
+
+def test_full_upscale_paints_each_tile_as_it_finishes(window: object, qtbot: object, tmp_path: Path) -> None:
+    import numpy as np
+
+    from app.qt_image import qimage_to_array
+
+    w = window
+    up = w.upscale  # type: ignore[attr-defined]
+    w.ctx.settings.tile_size = 192  # type: ignore[attr-defined]  # several tiles on a small image
+    path = write_png(tmp_path / "tiles.png", 300, 200, seed=2)
+    with qtbot.waitSignal(up.preview.ready, timeout=20_000):  # type: ignore[attr-defined]
+        up.open_path(path)
+    shown: list[int] = []
+    patches: list[tuple[tuple[int, int, int, int], object]] = []
+
+    def on_progress(payload: tuple[object, object]) -> None:
+        tp, patch = payload
+        shown.append(len(up.view.compare.tiles()))
+        patches.append(patch)  # type: ignore[arg-type]
+        assert tp.total > 1  # type: ignore[attr-defined]
+
+    up.view.upscale_btn.click()
+    up._upscale_task.progress.connect(on_progress)
+    with qtbot.waitSignal(up.resultReady, timeout=60_000):  # type: ignore[attr-defined]
+        pass
+    assert len(patches) > 1 and shown == list(range(1, len(patches) + 1))
+    assert up.view.compare.tiles() == []  # the finished result replaced them
+    final = up.result.pixels  # float in [0, 1], 1200x800
+    covered = np.zeros(final.shape[:2], bool)
+    for (x0, y0, x1, y1), image in patches:  # type: ignore[misc]
+        px, _, _ = qimage_to_array(image)  # type: ignore[arg-type]
+        tile = np.round(px * 255.0)
+        expect = np.round(final[4 * y0:4 * y1, 4 * x0:4 * x1] * 255.0)
+        assert tile.shape == expect.shape and np.abs(tile - expect).max() <= 1.0
+        covered[4 * y0:4 * y1, 4 * x0:4 * x1] = True
+    assert covered.all()
 
 
 def test_unreadable_file_gives_a_readable_message(window: object, qtbot: object, tmp_path: Path) -> None:
@@ -180,3 +219,21 @@ def test_switching_model_drops_the_old_result(
         lib.set_default(other.id)
     assert up.result is None and not up.view.compare.has_after()
     assert "Another model" in up.view.status_label.text()
+
+
+def test_first_start_uses_the_builtin_model(studio_home: Path, qtbot: object) -> None:
+    """A fresh install (empty settings, empty model folder) is ready to upscale with the shipped model."""
+    from app.controllers.context import AppContext
+    from app.controllers.models import ModelLibrary
+    from app.settings import AppPaths, SettingsStore
+    from app.views.main_window import MainWindow
+
+    store = SettingsStore(AppPaths.default().ensure())
+    ctx = AppContext(store, ModelLibrary(store))
+    current = ctx.current_model()
+    assert current is not None and current.builtin and current.usable
+    assert current.origin == "built-in" and current.widths == "48/32"
+    w = MainWindow(ctx)
+    qtbot.addWidget(w)  # type: ignore[attr-defined]
+    w.show()
+    assert "No model installed" not in w.upscale_view.banner.text.text()

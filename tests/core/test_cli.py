@@ -15,7 +15,6 @@ from PIL import Image
 
 from dipnet_core.batch import BatchReport
 from dipnet_core.cli import main
-from dipnet_core.resources import builtin_model_path
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
@@ -160,11 +159,22 @@ def test_clear_errors_for_missing_and_bad_files(capsys, tmp_path: Path, model: s
     assert rc == 1 and "text.png" in err and not (tmp_path / "text_x4.png").exists()
 
 
-def test_no_builtin_model_message(capsys, small_rgb_image: Callable[..., Path]) -> None:
-    if builtin_model_path() is not None:
-        pytest.skip("this build ships a built-in model")
+def test_no_builtin_model_message(capsys, monkeypatch: pytest.MonkeyPatch,
+                                  small_rgb_image: Callable[..., Path]) -> None:
+    import dipnet_core.resources as resources
+
+    monkeypatch.setattr(resources, "builtin_model_path", lambda: None)  # a build without the model
     rc, _, err = _run(capsys, "upscale", small_rgb_image())
     assert rc == 2 and "no built-in model in this build; pass --model FILE" in err
+
+
+def test_upscale_uses_the_builtin_model_by_default(capsys, tmp_path: Path,
+                                                   small_rgb_image: Callable[..., Path]) -> None:
+    src = small_rgb_image("plain.png", size=(36, 28))
+    rc, out, _ = _run(capsys, "upscale", src)
+    assert rc == 0 and "dipnet-studio-x4" in out
+    with Image.open(tmp_path / "plain_x4.png") as im:
+        assert im.size == (144, 112)
 
 
 def test_subprocess_module_entry_point(model: str) -> None:

@@ -209,10 +209,19 @@ def test_progress_and_cancellation_between_tiles(fp32: Backend, small: np.ndarra
     total = len(up.plan(*small.shape[:2]))
     assert total >= 6
     events: list[TileProgress] = []
-    up.upscale(small, progress=events.append)
+    snapshots: list[np.ndarray] = []
+    up.upscale(small, progress=lambda e: (events.append(e), snapshots.append(e.output.copy())))
     assert [e.done for e in events] == list(range(1, total + 1))
     assert all(e.total == total and e.phase == "rgb" for e in events)
     assert events[-1].eta_s == 0.0 and events[-1].megapixels_per_s > 0
+    # Each event carries its finished core and those upscaled pixels, already final (a GUI paints them).
+    result = up.upscale(small)
+    covered = np.zeros(result.shape[:2], int)
+    for e, pixels in zip(events, snapshots):
+        x0, y0, x1, y1 = e.core
+        np.testing.assert_array_equal(pixels, result[4 * y0:4 * y1, 4 * x0:4 * x1])
+        covered[4 * y0:4 * y1, 4 * x0:4 * x1] += 1
+    assert (covered == 1).all()
 
     counting.calls.clear()
     token = CancelToken()
