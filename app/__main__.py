@@ -54,9 +54,15 @@ def build_app(argv: list[str] | None = None) -> tuple[QApplication, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = argv if argv is not None else sys.argv[1:]
+    if argv[:1] == ["--train-runner"]:
+        # A frozen bundle starts its Train tab's child process through its own executable.
+        from .train_runner import main as train_runner_main
+
+        return train_runner_main(argv[1:])
     parser = argparse.ArgumentParser(prog="dipnet-studio")
     parser.add_argument("image", nargs="?", help="an image to open")
-    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    args = parser.parse_args(argv)
     app, window = build_app(sys.argv[:1])
     window.show()  # type: ignore[attr-defined]
     if args.image:

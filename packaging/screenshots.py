@@ -3,9 +3,10 @@
     xvfb-run -s "-screen 0 1400x900x24" python packaging/screenshots.py [--out docs/screenshots]
 
 (Also works with QT_QPA_PLATFORM=offscreen, with plainer fonts.) Uses a
-temporary user folder, the official weights from ../shared/reference and a
-Set14 image from ../shared/benchmarks, trains a tiny model so the Train tab and
-the model list have real content, and saves one PNG per tab.
+temporary user folder, the built-in model (the official weights from
+../shared/reference are imported beside it) and Set14 images from
+../shared/benchmarks, trains a tiny model so the Train tab and the model list
+have real content, and saves one PNG per tab.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def main() -> int:
     w.models.theme.apply(args.theme)  # type: ignore[attr-defined]
     lib = w.ctx.library  # type: ignore[attr-defined]
     official = lib.import_file(args.model, name="DIPNet official")
-    lib.set_default(official.id)
+    shown = next((e for e in lib.entries() if e.builtin), official)  # what a fresh install upscales with
+    lib.set_default(shown.id)
     w.resize(1320, 860)  # type: ignore[attr-defined]
     w.show()  # type: ignore[attr-defined]
     settle(500)
@@ -95,7 +97,7 @@ def main() -> int:
     wait(w.train.runFinished)  # type: ignore[attr-defined]
     shot("train")
     w.train.install()  # type: ignore[attr-defined]
-    lib.set_default(official.id)  # the screenshots upscale with the official weights
+    lib.set_default(shown.id)  # the screenshots upscale with the built-in model
 
     # ---- Upscale tab: split view mid-way, zoomed on a detail
     w.tabs.setCurrentIndex(w.TAB_UPSCALE)  # type: ignore[attr-defined]
@@ -123,13 +125,14 @@ def main() -> int:
     wait(w.batch.finished)  # type: ignore[attr-defined]
     shot("batch")
 
-    # ---- Models & Settings: measured speed for the official model, the trained one listed
+    # ---- Models & Settings: measured speeds of the built-in and the official model, the trained one listed
     w.tabs.setCurrentIndex(w.TAB_MODELS)  # type: ignore[attr-defined]
-    task = w.models.measure_speed(official.id)  # type: ignore[attr-defined]
-    if task is not None:
-        wait(w.models.speedMeasured)  # type: ignore[attr-defined]
+    for entry in (official, shown):
+        task = w.models.measure_speed(entry.id)  # type: ignore[attr-defined]
+        if task is not None:
+            wait(w.models.speedMeasured)  # type: ignore[attr-defined]
     w.models_view.banner.hide()  # type: ignore[attr-defined]
-    w.models_view.select_id(official.id)  # type: ignore[attr-defined]
+    w.models_view.select_id(shown.id)  # type: ignore[attr-defined]
     shot("models")
 
     w.tabs.setCurrentIndex(w.TAB_UPSCALE)  # type: ignore[attr-defined]

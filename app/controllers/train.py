@@ -40,6 +40,19 @@ def train_available() -> str | None:
     return None
 
 
+
+def train_runner_command(run_dir: Path, fresh: bool) -> tuple[str, list[str]]:
+    """(program, arguments) that start the training child for ``run_dir``.
+
+    From a Python install that is ``python -m app.train_runner``; a frozen bundle
+    (PyInstaller) has no ``python``, its executable is the app itself, which
+    hands ``--train-runner`` straight to :mod:`app.train_runner` (see ``app.__main__``).
+    """
+    tail = [str(run_dir)] + (["--fresh"] if fresh else [])
+    if getattr(sys, "frozen", False):
+        return sys.executable, ["--train-runner", *tail]
+    return sys.executable, ["-m", "app.train_runner", *tail]
+
 class TrainController(TabController):
     event = Signal(dict)  # every decoded event (tests and the responsiveness probe listen)
     runFinished = Signal(str)  # status: done | cancelled | failed
@@ -217,11 +230,11 @@ class TrainController(TabController):
         proc.readyReadStandardError.connect(self._read_stderr)
         proc.finished.connect(self._on_finished)
         proc.errorOccurred.connect(self._on_process_error)
-        args = ["-m", "app.train_runner", str(run_dir)] + (["--fresh"] if fresh else [])
+        program, args = train_runner_command(run_dir, fresh)
         self.process = proc
         self._buffer = b""
         self.view.set_running(True)
-        proc.start(sys.executable, args)
+        proc.start(program, args)
 
     def cancel(self) -> None:
         if self.process is None:

@@ -17,7 +17,7 @@ from ..cancel import CancelToken
 
 __all__ = ["add_eval_arguments", "add_train_arguments", "config_from_args", "eval_main", "main", "train_main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", "-m", required=True, metavar="FILE", help="model file (.safetensors/.pth/.onnx)")
+    parser.add_argument("--model", "-m", metavar="FILE",
+                        help="model file (.safetensors/.pth/.onnx; default: the built-in model)")
     parser.add_argument("--data", required=True, metavar="DIR", help="folder of HR images (e.g. Set5)")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -125,7 +126,15 @@ def train_main(args: argparse.Namespace) -> int:
 def eval_main(args: argparse.Namespace) -> int:
     from .eval import evaluate
 
-    result = evaluate(args.model, args.data, scale=args.scale, device=args.device)
+    model = args.model
+    if model is None:
+        from ..resources import builtin_model_path
+
+        model = builtin_model_path()
+        if model is None:
+            print("error: no built-in model in this build; pass --model FILE", file=sys.stderr)
+            return EXIT_USAGE
+    result = evaluate(model, args.data, scale=args.scale, device=args.device)
     print("| image | PSNR-Y | SSIM-Y | PSNR-RGB | bicubic PSNR-Y | bicubic SSIM-Y |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in result["images"] + [{"image": "**mean**", **result["mean"]}]:

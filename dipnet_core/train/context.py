@@ -174,7 +174,9 @@ class RunContext:
             config.run.device == "auto" and torch.cuda.is_available()) else "cpu"
         dist_info = init_distributed(device_type)
         device = resolve_device(config.run.device, dist_info)
-        run_dir = Path(config.run.out_dir)
+        # Absolute from here on: stage outputs are recorded relative to it and joined back onto it, and a
+        # relative folder joined twice ("runs/x/runs/x/...") once broke the final fine-tune of a real run.
+        run_dir = Path(config.run.out_dir).resolve()
         ctx = cls(config=config, run_dir=run_dir, device=device, dist=dist_info, callback=callback, cancel=cancel)
         if dist_info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,11 @@ def test_library_import_rename_default_delete(
     assert ctx.current_model().id == second.id  # type: ignore[attr-defined]
     lib.delete(second.id)
     assert lib.get(second.id) is None and not second.path.exists()
-    assert ctx.current_model() is not None and ctx.current_model().name == "DIPNet official"  # type: ignore[attr-defined]
+    # the deleted default falls back to the built-in model, which cannot be deleted
+    fallback = ctx.current_model()  # type: ignore[attr-defined]
+    assert fallback is not None and fallback.builtin and fallback.name == "dipnet-studio-x4"
+    with pytest.raises(ValueError):
+        lib.delete(fallback.id)
     with pytest.raises(ValueError):
         lib.rename(ctx.current_model().id, "  ")  # type: ignore[attr-defined]
 
@@ -48,7 +52,8 @@ def test_measure_speed_records_it(window: object, qtbot: object) -> None:
         w.models.measure_speed(entry.id)  # type: ignore[attr-defined]
     assert sig.args[1] > 0
     assert w.ctx.library.get(entry.id).speed_mps == pytest.approx(sig.args[1], rel=1e-2)  # type: ignore[attr-defined]
-    assert "MP/s" in w.models_view.table.item(0, 6).text()  # type: ignore[attr-defined]
+    row = [e.id for e in w.ctx.library.entries()].index(entry.id)  # type: ignore[attr-defined]
+    assert "MP/s" in w.models_view.table.item(row, 6).text()  # type: ignore[attr-defined]
 
 
 def test_user_messages_name_the_file_and_cause() -> None:

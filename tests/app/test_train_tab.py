@@ -91,3 +91,28 @@ def test_cancel_then_resume_from_checkpoint(window: object, qtbot: object, tmp_p
     assert (
         started and started[0]["stage"] == "teacher" and started[0]["start_step"] >= 2
     )  # resumed, not restarted
+
+
+def test_frozen_bundle_starts_the_training_child_through_itself(tmp_path: Path, monkeypatch: object) -> None:
+    """A PyInstaller bundle has no ``python -m``: its own executable takes ``--train-runner``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from app.controllers.train import train_runner_command
+
+    program, args = train_runner_command(tmp_path / "run", fresh=True)
+    assert (program, args) == (sys.executable, ["-m", "app.train_runner", str(tmp_path / "run"), "--fresh"])
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # type: ignore[attr-defined]
+    program, args = train_runner_command(tmp_path / "run", fresh=False)
+    assert args == ["--train-runner", str(tmp_path / "run")]
+
+    # The app's entry point really dispatches it: a run folder without config.toml comes back as the
+    # runner's Error event on stdout (the GUI's protocol), not as a window or a usage error.
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=120,
+                          cwd=repo, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert proc.returncode == 1 and events and events[-1]["type"] == "Error"
+    assert "config.toml" in events[-1]["message"]

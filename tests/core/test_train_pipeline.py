@@ -28,8 +28,9 @@ def data_dir(data_dir: Path, textured: Callable[[int, int, int], np.ndarray]) ->
 
 
 def test_full_pipeline_exports_models_that_load(data_dir: Path, tiny_config: Callable[[Path], TrainConfig],
-                                                tmp_path: Path) -> None:
-    cfg = tiny_config(tmp_path / "run")
+                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_config(Path("run"))  # relative, as `dipnet train` without --out gives it
     seen: list[ev.Event] = []
     result = run_pipeline(cfg, seen.append, resume=False)
 
