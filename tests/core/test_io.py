@@ -595,3 +595,21 @@ def test_image_data_validation() -> None:
         ImageData(np.zeros((2, 3, 2)))
     with pytest.raises(ValueError):
         ImageData(np.zeros((2, 3, 3)), alpha=np.ones((3, 2)))
+
+
+def test_quantization_in_row_bands_matches_the_whole_image_formula(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saving converts large images a band of rows at a time (bounded memory); the result must not change."""
+    import dipnet_core.io.convert as convert
+
+    rng = np.random.default_rng(3)
+    a = rng.random((37, 23, 3), dtype=np.float32) * 1.2 - 0.1
+    a[0, 0, 0], a[5, 5, 1], a[36, 22, 2] = np.nan, np.inf, -np.inf
+    for maxval, fn in ((255, to_uint8), (65535, to_uint16)):
+        expected = np.clip(np.rint(np.nan_to_num(a * np.float32(maxval), nan=0.0, posinf=maxval, neginf=0.0)),
+                           0, maxval)
+        for band_pixels in (convert._QUANTIZE_BAND_PIXELS, 23 * 3 * 4, 1):  # whole, 4 rows, 1 row per band
+            monkeypatch.setattr(convert, "_QUANTIZE_BAND_PIXELS", band_pixels)
+            out = fn(a)
+            assert out.dtype == (np.uint8 if maxval == 255 else np.uint16)
+            np.testing.assert_array_equal(out, expected.astype(out.dtype))
+    assert to_uint8(np.float32(0.5)) == 128 and to_uint8(np.zeros((0, 4, 3), np.float32)).shape == (0, 4, 3)
