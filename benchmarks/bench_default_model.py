@@ -36,7 +36,7 @@ from dipnet_core.engine import TiledUpscaler, create_backend
 from dipnet_core.models import load_model
 from dipnet_core.models.dipnet import count_parameters
 from dipnet_core.resize import bicubic_downscale_uint8, modcrop
-from dipnet_core.resources import builtin_model_path
+from dipnet_core.resources import NO_BUILTIN_MODEL, builtin_model_path
 from dipnet_core.train.data import read_rgb_uint8, scan_images
 from dipnet_core.train.eval import evaluate
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     ours = args.model or builtin_model_path()
     if ours is None:
-        print("error: no built-in model in this build; pass --model FILE", file=sys.stderr)
+        print(f"error: {NO_BUILTIN_MODEL}", file=sys.stderr)
         return 2
     if not OFFICIAL.exists():
         print(f"error: the official weights are missing at '{OFFICIAL}'", file=sys.stderr)

@@ -87,11 +87,11 @@ def _err(message: str) -> None:
 def _resolve_model_path(model: str | None) -> Path:
     if model:
         return Path(model)
-    from .resources import builtin_model_path
+    from .resources import NO_BUILTIN_MODEL, builtin_model_path
 
     builtin = builtin_model_path()
     if builtin is None:
-        raise CliError("no built-in model in this build; pass --model FILE", EXIT_USAGE)
+        raise CliError(NO_BUILTIN_MODEL, EXIT_USAGE)
     return builtin
 
 

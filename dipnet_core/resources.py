@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 BUILTIN_MODEL_NAME = "dipnet-studio-x4"
+#: What every command says when it needs the built-in model and this build has none.
+NO_BUILTIN_MODEL = "no built-in model in this build; pass --model FILE"
 
 _CANDIDATE_DIRS = (
     Path(__file__).resolve().parent / "_builtin",

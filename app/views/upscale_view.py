@@ -265,26 +265,30 @@ class UpscaleView(QWidget):
         self.status_label.setText(title)
         self.upscale_btn.setText(f"Upscale ×{scale}")
 
+    def _after_canvases(self) -> tuple[CompareCanvas, CompareCanvas]:
+        """The canvases that show the upscaled side: the compare view and the side-by-side right pane."""
+        return self.compare, self.side.right
+
     def show_preview_patch(self, box: QRect, image: QImage) -> None:
-        for c in (self.compare, self.side.right):
+        for c in self._after_canvases():
             c.add_patch(box, image)
 
     def show_tile(self, box: QRect, image: QImage) -> None:
         """A finished tile of the running full upscale (``box`` in output pixels)."""
-        for c in (self.compare, self.side.right):
+        for c in self._after_canvases():
             c.add_tile(box, image)
 
     def clear_tiles(self) -> None:
-        for c in (self.compare, self.side.right):
+        for c in self._after_canvases():
             c.clear_tiles()
 
     def show_result(self, image: QImage) -> None:
-        for c in (self.compare, self.side.right):
+        for c in self._after_canvases():
             c.set_after(image)
         self.set_has_result(True)
 
     def clear_result(self) -> None:
-        for c in (self.compare, self.side.right):
+        for c in self._after_canvases():
             c.set_after(None)
         self.set_has_result(False)
 

@@ -128,11 +128,11 @@ def eval_main(args: argparse.Namespace) -> int:
 
     model = args.model
     if model is None:
-        from ..resources import builtin_model_path
+        from ..resources import NO_BUILTIN_MODEL, builtin_model_path
 
         model = builtin_model_path()
         if model is None:
-            print("error: no built-in model in this build; pass --model FILE", file=sys.stderr)
+            print(f"error: {NO_BUILTIN_MODEL}", file=sys.stderr)
             return EXIT_USAGE
     result = evaluate(model, args.data, scale=args.scale, device=args.device)
     print("| image | PSNR-Y | SSIM-Y | PSNR-RGB | bicubic PSNR-Y | bicubic SSIM-Y |")
