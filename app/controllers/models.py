@@ -40,6 +40,8 @@ class ModelEntry:
     widths: str = ""
     psnr: float | None = None
     speed_mps: float | None = None
+    # Last "Measure quality" result: {"folder", "n_images", "psnr_y", "ssim_y", "bicubic_psnr_y"}.
+    quality: dict[str, Any] | None = None
     origin: str = ""  # "built-in", "trained", "imported"
     license: str = ""
     error: str = ""  # why the file cannot be used, if it cannot
@@ -119,6 +121,8 @@ class ModelLibrary(QObject):
         entry.psnr = float(psnr) if isinstance(psnr, (int, float)) else None
         speed = meta.get("speed_mps")
         entry.speed_mps = float(speed) if isinstance(speed, (int, float)) else None
+        quality = meta.get("quality")
+        entry.quality = quality if isinstance(quality, dict) and "psnr_y" in quality else None
         return entry
 
     def refresh(self) -> None:
@@ -210,6 +214,20 @@ class ModelLibrary(QObject):
         self.changed.emit()
 
     def record_speed(self, id_: str, mps: float) -> None:
-        self._index.setdefault(id_, {})["speed_mps"] = round(float(mps), 3)
+        self._record(id_, "speed_mps", round(float(mps), 3))
+
+    def record_quality(self, id_: str, result: dict[str, Any]) -> None:
+        """Keep the mean scores of a :func:`dipnet_core.train.evaluate` result for this model."""
+        mean = result["mean"]
+        self._record(id_, "quality", {
+            "folder": str(result["data_dir"]),
+            "n_images": int(result["n_images"]),
+            "psnr_y": round(float(mean["psnr_y"]), 3),
+            "ssim_y": round(float(mean["ssim_y"]), 4),
+            "bicubic_psnr_y": round(float(mean["bicubic_psnr_y"]), 3) if "bicubic_psnr_y" in mean else None,
+        })
+
+    def _record(self, id_: str, key: str, value: Any) -> None:
+        self._index.setdefault(id_, {})[key] = value
         self._save_index()
         self.refresh()

@@ -23,6 +23,7 @@ BENCH_SIZE = 128  # LR pixels per side: big enough to be stable, small enough to
 
 class ModelsController(TabController):
     speedMeasured = Signal(str, float)
+    qualityMeasured = Signal(str, object)  # model id, the evaluate() result
     view: ModelsView
 
     def __init__(
@@ -36,6 +37,7 @@ class ModelsController(TabController):
         super().__init__(view, ctx, reporter, parent)
         self.theme = theme
         self._bench: Task | None = None
+        self._quality: Task | None = None
         s = ctx.settings
         view.set_settings(s.backend, s.device, s.tile_size, s.theme)
         paths = ctx.store.paths
@@ -47,6 +49,7 @@ class ModelsController(TabController):
         view.deleteRequested.connect(self.delete)
         view.defaultRequested.connect(self.set_default)
         view.benchmarkRequested.connect(self.measure_speed)
+        view.qualityRequested.connect(self._quality_clicked)
         view.settingsChanged.connect(self._on_settings)
         view.themeChanged.connect(self._on_theme)
         ctx.library.changed.connect(self.refresh)
@@ -163,6 +166,60 @@ class ModelsController(TabController):
             on_done=finish,
         )
         return self._bench
+
+    def _quality_clicked(self, id_: str) -> None:
+        if self._quality is not None:  # the button reads "Cancel measuring" while one runs
+            self._quality.cancel()
+            return
+        folder = self.view.ask_quality_folder()
+        if folder is not None:
+            self.measure_quality(id_, folder)
+
+    def measure_quality(self, id_: str, folder: Path) -> Task | None:
+        """Score the model on a folder of HR images (bicubic x4 LR, PSNR/SSIM on Y), off the GUI thread."""
+        entry = self.ctx.library.get(id_)
+        if entry is None or self._quality is not None:
+            return None
+        device = "cpu"
+        if self.ctx.settings.device in ("auto", "cuda"):
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+
+        def run(token: CancelToken, report: Any) -> dict[str, Any]:
+            from dipnet_core.train.eval import evaluate
+
+            return evaluate(entry.path, folder, scale=entry.scale or 4, device=device, cancel=token,
+                            progress=lambda done, total, name: report((done, total, name)))
+
+        def progress(p: tuple[int, int, str]) -> None:
+            done, total, name = p
+            self.view.banner.show_message(f"Measuring {entry.name} on {folder.name}: {done}/{total} ({name})", "info")
+
+        def result(r: dict[str, Any]) -> None:
+            self.ctx.library.record_quality(id_, r)
+            mean = r["mean"]
+            skipped = f"; skipped {len(r['skipped'])} unusable file(s)" if r.get("skipped") else ""
+            self.view.banner.show_message(
+                f"{entry.name} on {folder.name} ({r['n_images']} images): PSNR-Y {mean['psnr_y']:.2f} dB, "
+                f"SSIM-Y {mean['ssim_y']:.4f}; bicubic {mean['bicubic_psnr_y']:.2f} dB{skipped}.", "ok")
+            self.qualityMeasured.emit(id_, r)
+
+        def finish() -> None:
+            self._quality = None
+            self.view.quality_btn.setText("Measure quality…")
+
+        self.view.quality_btn.setText("Cancel measuring")
+        self._quality = start_task(
+            run,
+            "quality",
+            on_result=result,
+            on_progress=progress,
+            on_failed=lambda exc: self._error(exc, f"Measuring {entry.name} on {folder} failed"),
+            on_cancelled=lambda: self.view.banner.show_message("Quality measurement cancelled.", "info"),
+            on_done=finish,
+        )
+        return self._quality
 
     # ------------------------------------------------------------------ settings
     def _on_settings(self) -> None:

@@ -36,12 +36,29 @@ DEVICES = (("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
 THEMES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
 
 
+def _quality_text(q: dict[str, object]) -> str:
+    folder = Path(str(q.get("folder", ""))).name or "?"
+    bicubic = q.get("bicubic_psnr_y")
+    ref = f"; bicubic {bicubic:.2f} dB" if isinstance(bicubic, (int, float)) else ""
+    return (f"{q['psnr_y']:.2f} dB PSNR-Y, {q['ssim_y']:.4f} SSIM-Y on {folder} "
+            f"({q.get('n_images', '?')} images{ref})")
+
+
+def _psnr_cell(e: ModelEntry) -> str:
+    # A measurement the user made here outranks the number recorded at training time,
+    # which was on that run's own validation images.
+    if e.quality:
+        return f"{e.quality['psnr_y']:.2f} dB ({Path(str(e.quality.get('folder', ''))).name})"
+    return f"{e.psnr:.2f} dB (val)" if e.psnr is not None else "–"
+
+
 class ModelsView(QWidget):
     importRequested = Signal()
     renameRequested = Signal(str)
     deleteRequested = Signal(str)
     defaultRequested = Signal(str)
     benchmarkRequested = Signal(str)
+    qualityRequested = Signal(str)
     settingsChanged = Signal()
     themeChanged = Signal(str)
 
@@ -65,10 +82,15 @@ class ModelsView(QWidget):
         self.rename_btn = QPushButton("Rename…")
         self.delete_btn = QPushButton("Delete")
         self.bench_btn = QPushButton("Measure speed")
+        self.quality_btn = QPushButton("Measure quality…")
+        self.quality_btn.setToolTip(
+            "Downscale the high-resolution images of a folder x4 (bicubic), upscale them with this model and "
+            "score PSNR/SSIM on Y against the originals, next to plain bicubic upscaling."
+        )
         btns = QHBoxLayout()
         btns.addWidget(self.import_btn)
         btns.addSpacing(12)
-        for b in (self.default_btn, self.rename_btn, self.delete_btn, self.bench_btn):
+        for b in (self.default_btn, self.rename_btn, self.delete_btn, self.bench_btn, self.quality_btn):
             btns.addWidget(b)
         btns.addStretch(1)
         self.model_hint = hint_label(
@@ -145,6 +167,7 @@ class ModelsView(QWidget):
         self.rename_btn.clicked.connect(lambda: self._emit_selected(self.renameRequested))
         self.delete_btn.clicked.connect(lambda: self._emit_selected(self.deleteRequested))
         self.bench_btn.clicked.connect(lambda: self._emit_selected(self.benchmarkRequested))
+        self.quality_btn.clicked.connect(lambda: self._emit_selected(self.qualityRequested))
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.table.itemDoubleClicked.connect(lambda _i: self._emit_selected(self.defaultRequested))
         for sig in (
@@ -168,7 +191,7 @@ class ModelsView(QWidget):
         bold = QFont()
         bold.setBold(True)
         for r, e in enumerate(entries):
-            psnr = f"{e.psnr:.2f} dB" if e.psnr is not None else "–"
+            psnr = _psnr_cell(e)
             speed = f"{e.speed_mps:.2f} MP/s" if e.speed_mps is not None else "–"
             cells = (
                 "★" if e.id == default_id else "",
@@ -218,7 +241,7 @@ class ModelsView(QWidget):
     def _update_buttons(self) -> None:
         e = self._selected_entry()
         self.details.setText(self._details_html(e))
-        for b in (self.default_btn, self.bench_btn):
+        for b in (self.default_btn, self.bench_btn, self.quality_btn):
             b.setEnabled(e is not None and e.usable)
         self.rename_btn.setEnabled(e is not None)
         self.delete_btn.setEnabled(e is not None and not e.builtin)
@@ -235,7 +258,8 @@ class ModelsView(QWidget):
             ("Scale", f"×{e.scale}" if e.scale else "?"),
             ("Parameters", f"{e.params:,}" if e.params else "–"),
             ("Widths", e.widths or "–"),
-            ("Validation PSNR-Y", f"{e.psnr:.2f} dB" if e.psnr is not None else "not measured"),
+            ("Validation PSNR-Y", f"{e.psnr:.2f} dB (its training run)" if e.psnr is not None else "not recorded"),
+            ("Measured quality", _quality_text(e.quality) if e.quality else "press Measure quality…"),
             ("Speed", f"{e.speed_mps:.2f} output MP/s" if e.speed_mps is not None else "press Measure speed"),
             ("Origin", e.origin),
             ("License", e.license or "–"),
@@ -275,6 +299,10 @@ class ModelsView(QWidget):
     def ask_model_file(self) -> Path | None:
         f, _ = QFileDialog.getOpenFileName(self, "Import model", "", MODEL_FILTER)
         return Path(f) if f else None
+
+    def ask_quality_folder(self) -> Path | None:
+        d = QFileDialog.getExistingDirectory(self, "Folder of high-resolution images to score the model on")
+        return Path(d) if d else None
 
     def ask_name(self, current: str) -> str | None:
         text, ok = QInputDialog.getText(self, "Rename model", "Name", text=current)

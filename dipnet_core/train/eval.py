@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cancel import CancelToken
+from ..cancel import check as check_cancel
 from ..metrics import psnr, ssim
 from ..resize import bicubic_downscale_uint8, imresize, modcrop
 from .data import read_rgb_uint8, scan_images
@@ -73,8 +75,13 @@ def _scores(sr: np.ndarray, hr: np.ndarray, border: int) -> dict[str, float]:
 
 
 def evaluate(model_or_path: Any, data_dir: str | Path, scale: int = 4, device: str | torch.device = "cpu",
-             max_images: int | None = None, bicubic: bool = True) -> dict[str, Any]:
-    """Per-image and mean PSNR-Y / SSIM-Y / PSNR-RGB of a model (and of bicubic) on HR images in ``data_dir``."""
+             max_images: int | None = None, bicubic: bool = True, cancel: CancelToken | None = None,
+             progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+    """Per-image and mean PSNR-Y / SSIM-Y / PSNR-RGB of a model (and of bicubic) on HR images in ``data_dir``.
+
+    ``progress(done, total, image_name)`` is called after each image; ``cancel`` is
+    checked before each one (raises :class:`~dipnet_core.cancel.Cancelled`).
+    """
     runner, name, model_scale = make_runner(model_or_path, device)
     if model_scale is not None and model_scale != scale:
         raise ValueError(f"{name} is a x{model_scale} model but evaluation asked for x{scale}")
@@ -86,7 +93,8 @@ def evaluate(model_or_path: Any, data_dir: str | Path, scale: int = 4, device: s
                          (f" ({'; '.join(f'{p}: {r}' for p, r in skipped[:5])})" if skipped else ""))
     rows: list[dict[str, Any]] = []
     seconds = 0.0
-    for p in paths:
+    for i, p in enumerate(paths):
+        check_cancel(cancel)
         hr = modcrop(read_rgb_uint8(p), scale)
         lr = bicubic_downscale_uint8(hr, scale)
         t0 = time.perf_counter()
@@ -99,6 +107,8 @@ def evaluate(model_or_path: Any, data_dir: str | Path, scale: int = 4, device: s
             up = np.clip(np.round(imresize(lr.astype(np.float64), scale=scale)), 0, 255).astype(np.uint8)
             row.update({f"bicubic_{k}": v for k, v in _scores(up, hr, scale).items()})
         rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(paths), p.name)
     keys = [k for k in rows[0] if k != "image"]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     return {"model": name, "data_dir": str(data_dir), "scale": scale, "border": scale, "n_images": len(rows),

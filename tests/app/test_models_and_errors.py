@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from studio_testutil import needs_engine
+from studio_testutil import needs_engine, write_png
 
 from app.errors import ErrorReporter, NoModelError, is_expected, user_message
 
@@ -81,3 +81,58 @@ def test_unexpected_errors_are_logged_and_reported_once(
     assert len(shown) == 1 and str(tmp_path / "app.log") in shown[0][1]
     assert sum("unexpected error" in r.message for r in caplog.records) == 3
     assert "Traceback" in caplog.text
+
+
+def _hr_folder(root: Path, count: int = 3) -> Path:
+    folder = root / "my-photos"
+    for i in range(count):
+        write_png(folder / f"crop{i}.png", 96, 80, seed=i)
+    (folder / "notes.png").write_bytes(b"not an image")  # skipped, reported, never fatal
+    return folder
+
+
+@needs_engine
+def test_measure_quality_scores_the_model_on_a_folder(window: object, qtbot: object, tmp_path: Path) -> None:
+    from dipnet_core.train.eval import evaluate
+
+    w = window
+    entry = w.ctx.current_model()  # type: ignore[attr-defined]
+    folder = _hr_folder(tmp_path)
+    with qtbot.waitSignal(w.models.qualityMeasured, timeout=60_000) as sig:  # type: ignore[attr-defined]
+        assert w.models.measure_quality(entry.id, folder) is not None  # type: ignore[attr-defined]
+    result = sig.args[1]
+    assert result["n_images"] == 3 and [Path(p).name for p, _why in result["skipped"]] == ["notes.png"]
+    # the app's numbers are the core's numbers for the same model and folder
+    expected = evaluate(entry.path, folder, scale=4)["mean"]
+    recorded = w.ctx.library.get(entry.id).quality  # type: ignore[attr-defined]
+    assert recorded["psnr_y"] == pytest.approx(expected["psnr_y"], abs=1e-3)
+    assert recorded["bicubic_psnr_y"] == pytest.approx(expected["bicubic_psnr_y"], abs=1e-3)
+    assert recorded["psnr_y"] > recorded["bicubic_psnr_y"]  # the built-in model beats bicubic on real crops
+    row = [e.id for e in w.ctx.library.entries()].index(entry.id)  # type: ignore[attr-defined]
+    assert "my-photos" in w.models_view.table.item(row, 5).text()  # type: ignore[attr-defined]
+    w.models_view.select_id(entry.id)  # type: ignore[attr-defined]
+    assert "SSIM-Y on my-photos (3 images" in w.models_view.details.text()  # type: ignore[attr-defined]
+    assert "notes.png" not in w.models_view.banner.text.text()  # type: ignore[attr-defined]
+    assert "skipped 1 unusable file" in w.models_view.banner.text.text()  # type: ignore[attr-defined]
+
+
+@needs_engine
+def test_measure_quality_can_be_cancelled_and_explains_an_empty_folder(
+    window: object, qtbot: object, tmp_path: Path
+) -> None:
+    w = window
+    entry = w.ctx.current_model()  # type: ignore[attr-defined]
+    task = w.models.measure_quality(entry.id, _hr_folder(tmp_path, count=2))  # type: ignore[attr-defined]
+    task.cancel()  # checked before each image; loading the model alone outlasts this call
+    qtbot.waitUntil(lambda: w.models._quality is None, timeout=60_000)  # type: ignore[attr-defined]
+    assert task.outcome == "cancelled"
+    assert w.ctx.library.get(entry.id).quality is None  # type: ignore[attr-defined]
+    assert "cancelled" in w.models_view.banner.text.text()  # type: ignore[attr-defined]
+    assert w.models_view.quality_btn.text() == "Measure quality…"  # type: ignore[attr-defined]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    w.models.measure_quality(entry.id, empty)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: w.models._quality is None, timeout=60_000)  # type: ignore[attr-defined]
+    text = w.models_view.banner.text.text()  # type: ignore[attr-defined]
+    assert "no usable HR images" in text and str(empty) in text

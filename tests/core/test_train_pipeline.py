@@ -97,3 +97,22 @@ def test_evaluate_reproduces_the_official_set5_score(official_weights_path: Path
     assert r["n_images"] == 5
     assert r["mean"]["psnr_y"] == pytest.approx(31.81, abs=0.01)
     assert r["mean"]["bicubic_psnr_y"] == pytest.approx(28.43, abs=0.01)
+
+
+def test_evaluate_reports_progress_and_stops_when_cancelled(set5_dir: Path) -> None:
+    from dipnet_core.cancel import Cancelled, CancelToken
+
+    model = DIPNet(DIPNetConfig.uniform(16, 16, n_blocks=1))
+    seen: list[tuple[int, int, str]] = []
+    evaluate(model, set5_dir, scale=4, max_images=2, progress=lambda *p: seen.append(p))
+    assert [(d, t) for d, t, _ in seen] == [(1, 2), (2, 2)] and seen[0][2] == "baby.png"
+
+    token, calls = CancelToken(), []
+
+    def cancel_after_first(*p: object) -> None:
+        calls.append(p)
+        token.cancel()
+
+    with pytest.raises(Cancelled):
+        evaluate(model, set5_dir, scale=4, cancel=token, progress=cancel_after_first)
+    assert len(calls) == 1  # checked before the second image
