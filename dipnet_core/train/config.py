@@ -69,6 +69,10 @@ class DataConfig:
     # Keep decoded HR images in memory after first use, up to cache_mb (per process).
     cache: bool = True
     cache_mb: int = 2048
+    # Crop sources and selection (dipnet_core.train.data): HR copies shrunk by these factors
+    # (must include 1.0), and the best-textured of this many crop positions. [1.0] and 1 = off.
+    hr_scales: list[float] = field(default_factory=lambda: [1.0])
+    texture_tries: int = 1
 
 
 @dataclass
@@ -195,6 +199,12 @@ class TrainConfig:
             raise ConfigError("teacher.kind = 'file' needs teacher.path")
         if self.data.scale < 1:
             raise ConfigError(f"data.scale must be >= 1, got {self.data.scale}")
+        if 1.0 not in self.data.hr_scales or not all(0.0 < f <= 1.0 for f in self.data.hr_scales):
+            raise ConfigError(f"data.hr_scales must be in (0, 1] and include 1.0, got {self.data.hr_scales}")
+        if self.data.paired_lr_dirs and self.data.hr_scales != [1.0]:
+            raise ConfigError("data.hr_scales cannot be combined with data.paired_lr_dirs (the pairs fix the HR size)")
+        if self.data.texture_tries < 1:
+            raise ConfigError(f"data.texture_tries must be >= 1, got {self.data.texture_tries}")
         if not self.distill.stages:
             raise ConfigError("distill.stages is empty")
         patches = [("distill.stages", s.lr_patch) for s in self.distill.stages]

@@ -116,7 +116,8 @@ def prepare_data(cfg: TrainConfig) -> tuple[ImageSet, list[ValItem], list[tuple[
         detail = "; ".join(f"{p}: {r}" for p, r in skipped[:5])
         raise ValueError(f"no usable training images in {', '.join(d.train_dirs)}" + (f" ({detail})" if detail else ""))
     val = load_val_set(val_paths, d.scale, d.val_crop, skipped)
-    images = ImageSet(list(train), d.scale, lr_paths=train_lr, cache=d.cache, cache_mb=d.cache_mb, skipped=skipped)
+    images = ImageSet(list(train), d.scale, lr_paths=train_lr, cache=d.cache, cache_mb=d.cache_mb, skipped=skipped,
+                      hr_scales=tuple(d.hr_scales))
     return images, val, skipped
 
 

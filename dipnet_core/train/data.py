@@ -12,6 +12,16 @@ HR pixels (the bicubic kernel's reach) and cutting the margin off the result,
 so a crop's LR equals the same region of the whole-image LR exactly, the same
 LR the benchmark protocol uses. Images that cannot be read or are too small
 are skipped and reported as ``(path, reason)``; they never crash a run.
+
+Two options shape what the crops show, both off by default:
+
+- ``hr_scales``: each sample picks one of several copies of its image, shrunk
+  by these factors (Lanczos, made once and cached). Shrinking a smooth photo
+  packs more edges and texture into each patch, the way multi-scale DIV2K
+  copies are used for training (our wallpapers are far smoother than Set5/14).
+- ``texture_tries``: draw this many crop positions and keep the one with the
+  most gradient energy, so fewer steps are spent on flat sky; the idea of
+  informative-patch sampling (SamplingAug, 2021), with a cheap score.
 """
 
 from __future__ import annotations
@@ -34,11 +44,13 @@ __all__ = [
     "SRCropDataset",
     "StepBatchSampler",
     "ValItem",
+    "gradient_energy",
     "load_val_set",
     "make_loader",
     "read_rgb_uint8",
     "sample_generator",
     "scan_images",
+    "shrink_uint8",
     "split_train_val",
 ]
 
@@ -160,7 +172,17 @@ class ImageSet:
     cache: bool = True
     cache_mb: int = 2048
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    _cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict, repr=False)
+    # Shrink factors of the HR copies a crop may come from; must include 1.0 (the file as it
+    # is), which also stands in when a shrunk copy is smaller than the patch.
+    hr_scales: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        self.hr_scales = tuple(float(f) for f in self.hr_scales)
+        if 1.0 not in self.hr_scales or not all(0.0 < f <= 1.0 for f in self.hr_scales):
+            raise ValueError(f"hr_scales must be in (0, 1] and include 1.0, got {list(self.hr_scales)}")
+        if self.lr_paths is not None and self.hr_scales != (1.0,):
+            raise ValueError("hr_scales other than [1.0] cannot be used with paired LR folders")
+    _cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict, repr=False)
     _cache_bytes: int = 0
     _sizes: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
 
@@ -174,10 +196,15 @@ class ImageSet:
             self._sizes[i] = (h - h % self.scale, w - w % self.scale)
         return self._sizes[i]
 
-    def get(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """HR uint8 (modcropped) and, for paired folders, the full LR uint8 (else None)."""
-        if i in self._cache:
-            return self._cache[i]
+    def get(self, i: int, k: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """HR uint8 (modcropped) of copy ``k`` (``hr_scales[k]``) and, for paired folders, the full LR (else None)."""
+        if (i, k) in self._cache:
+            return self._cache[(i, k)]
+        factor = self.hr_scales[k]
+        if factor != 1.0:
+            hr = modcrop(shrink_uint8(self.get(i, self.hr_scales.index(1.0))[0], factor), self.scale)
+            self._remember((i, k), (hr, None))
+            return hr, None
         hr = modcrop(read_rgb_uint8(self.paths[i]), self.scale)
         lr: np.ndarray | None = None
         if self.lr_paths is not None:
@@ -187,11 +214,29 @@ class ImageSet:
                 raise ValueError(f"paired LR '{self.lr_paths[i]}' is {lr.shape[1]}x{lr.shape[0]}, "
                                  f"expected {lw}x{lh} for scale {self.scale}")
             lr = lr[:lh, :lw]
-        nbytes = hr.nbytes + (lr.nbytes if lr is not None else 0)
-        if self.cache and self._cache_bytes + nbytes <= self.cache_mb * 2**20:
-            self._cache[i] = (hr, lr)
-            self._cache_bytes += nbytes
+        self._remember((i, k), (hr, lr))
         return hr, lr
+
+    def _remember(self, key: tuple[int, int], pair: tuple[np.ndarray, np.ndarray | None]) -> None:
+        nbytes = sum(a.nbytes for a in pair if a is not None)
+        if self.cache and self._cache_bytes + nbytes <= self.cache_mb * 2**20:
+            self._cache[key] = pair
+            self._cache_bytes += nbytes
+
+
+def shrink_uint8(img: np.ndarray, factor: float) -> np.ndarray:
+    """``img`` resized by ``factor`` < 1 with Lanczos (new HR content, not the LR degradation)."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.LANCZOS))
+
+
+def gradient_energy(patch: np.ndarray) -> float:
+    """Mean absolute horizontal + vertical difference of the channel sum: a cheap texture score."""
+    g = patch.astype(np.int32).sum(axis=2)
+    return float(np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
 
 
 def _lr_of_crop(hr: np.ndarray, y: int, x: int, hp: int, scale: int) -> np.ndarray:
@@ -231,9 +276,10 @@ class SRCropDataset(Dataset):
     """Map-style dataset indexed by ``(step, i)`` pairs encoded as ``step * batch + i``."""
 
     def __init__(self, images: ImageSet, lr_patch: int, batch: int, seed: int, stream: int = 0,
-                 rank: int = 0, augment: bool = True) -> None:
+                 rank: int = 0, augment: bool = True, texture_tries: int = 1) -> None:
         self.images, self.lr_patch, self.batch = images, lr_patch, batch
         self.seed, self.stream, self.rank, self.augment = seed, stream, rank, augment
+        self.texture_tries = max(1, int(texture_tries))
         hp = lr_patch * images.scale
         self.eligible = [i for i in range(len(images)) if min(images.size(i)) >= hp]
         eligible = set(self.eligible)
@@ -267,10 +313,22 @@ class SRCropDataset(Dataset):
     def _crop(self, idx: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         s, lp = self.images.scale, self.lr_patch
         hp = lp * s
-        hr_img, lr_img = self.images.get(idx)
+        # Extra draws happen only when an option is on, so default runs keep their exact crops.
+        k = int(rng.integers(0, len(self.images.hr_scales))) if len(self.images.hr_scales) > 1 else 0
+        hr_img, lr_img = self.images.get(idx, k)
+        if min(hr_img.shape[:2]) < hp:  # a shrunk copy can be too small for this patch size
+            hr_img, lr_img = self.images.get(idx, self.images.hr_scales.index(1.0))
         h, w = hr_img.shape[:2]
-        ly = int(rng.integers(0, h // s - lp + 1))
-        lx = int(rng.integers(0, w // s - lp + 1))
+        best = -1.0
+        for _ in range(self.texture_tries):
+            cy = int(rng.integers(0, h // s - lp + 1))
+            cx = int(rng.integers(0, w // s - lp + 1))
+            if self.texture_tries == 1:
+                ly, lx = cy, cx
+                break
+            score = gradient_energy(hr_img[cy * s:cy * s + hp, cx * s:cx * s + hp])
+            if score > best:
+                best, ly, lx = score, cy, cx
         y, x = ly * s, lx * s
         hr = hr_img[y:y + hp, x:x + hp]
         lr = lr_img[ly:ly + lp, lx:lx + lp] if lr_img is not None else _lr_of_crop(hr_img, y, x, hp, s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,3 +137,69 @@ def test_val_split_is_deterministic_and_disjoint(tmp_path: Path) -> None:
     train, val = split_train_val(paths, 0.1, 10)
     assert len(val) == 4 and not set(train) & set(val)
     assert split_train_val(list(reversed(paths)), 0.1, 10)[1] == list(reversed(val))
+
+
+def _find_crop(hr: np.ndarray, sources: dict[str, np.ndarray]) -> list[tuple[str, int, int]]:
+    """Where in which source image an HR crop was cut (scale-aligned positions)."""
+    n = hr.shape[0]
+    return [(name, y, x) for name, img in sources.items()
+            for y in range(0, img.shape[0] - n + 1, 4) for x in range(0, img.shape[1] - n + 1, 4)
+            if np.array_equal(img[y:y + n, x:x + n], hr)]
+
+
+def test_hr_scales_crop_from_shrunk_copies_with_their_exact_lr(
+        textured: Callable[[int, int, int], np.ndarray], tmp_path: Path) -> None:
+    from dipnet_core.train.data import shrink_uint8
+
+    path = tmp_path / "photo.png"
+    Image.fromarray(textured(96, 128, 3)).save(path)
+    images = ImageSet([path], 4, hr_scales=(1.0, 0.5))
+    full = modcrop(read_rgb_uint8(path), 4)
+    half = modcrop(shrink_uint8(full, 0.5), 4)
+    assert half.shape == (48, 64, 3) and np.array_equal(images.get(0, 1)[0], half)
+    sources = {"full": full, "half": half}
+    lrs = {k: bicubic_downscale_uint8(v, 4) for k, v in sources.items()}
+    ds = SRCropDataset(images, 8, 1, seed=2, augment=False)
+    seen = set()
+    for key in range(24):
+        lr, hr = (t.permute(1, 2, 0).mul(255).round().byte().numpy() for t in ds[key])
+        hits = _find_crop(hr, sources)
+        assert len(hits) == 1
+        name, y, x = hits[0]
+        assert np.array_equal(lrs[name][y // 4:y // 4 + 8, x // 4:x // 4 + 8], lr)  # the copy's own LR
+        seen.add(name)
+    assert seen == {"full", "half"}
+
+
+def test_texture_tries_spend_fewer_crops_on_flat_areas(
+        textured: Callable[[int, int, int], np.ndarray], tmp_path: Path) -> None:
+    from dipnet_core.train.data import gradient_energy
+
+    img = np.full((64, 256, 3), 128, np.uint8)
+    img[:, 128:] = textured(64, 128, 5)  # left half flat grey, right half texture
+    path = tmp_path / "half-flat.png"
+    Image.fromarray(img).save(path)
+    images = ImageSet([path], 4)
+
+    def flat_share(tries: int) -> float:
+        ds = SRCropDataset(images, 8, 1, seed=0, augment=False, texture_tries=tries)
+        return float(np.mean([gradient_energy(ds[k][1].permute(1, 2, 0).mul(255).numpy()) == 0 for k in range(200)]))
+
+    plain, picky = flat_share(1), flat_share(4)
+    assert 0.3 < plain < 0.6  # a crop is wholly flat when it starts in the first 97 of 225 positions
+    assert picky < 0.1  # all four candidates flat: about 0.43 ** 4
+
+
+def test_data_options_are_validated() -> None:
+    from dipnet_core.train.config import ConfigError
+
+    for field_name, value, message in (("hr_scales", [0.5, 0.75], "include 1.0"), ("hr_scales", [1.0, 1.5], "(0, 1]"),
+                                       ("texture_tries", 0, ">= 1")):
+        cfg = preset("tiny-test")
+        setattr(cfg.data, field_name, value)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            cfg.validate()
+    cfg = preset("tiny-test")
+    cfg.data.hr_scales, cfg.data.paired_lr_dirs = [1.0, 0.5], ["/lr"]
+    with pytest.raises(ConfigError, match="paired"):
+        cfg.validate()
