@@ -125,12 +125,15 @@ def main() -> int:
     wait(w.batch.finished)  # type: ignore[attr-defined]
     shot("batch")
 
-    # ---- Models & Settings: measured speeds of the built-in and the official model, the trained one listed
+    # ---- Models & Settings: measured speed and Set5 quality of the built-in and the official model
     w.tabs.setCurrentIndex(w.TAB_MODELS)  # type: ignore[attr-defined]
     for entry in (official, shown):
         task = w.models.measure_speed(entry.id)  # type: ignore[attr-defined]
         if task is not None:
             wait(w.models.speedMeasured)  # type: ignore[attr-defined]
+        task = w.models.measure_quality(entry.id, SHARED / "benchmarks" / "Set5")  # type: ignore[attr-defined]
+        if task is not None:
+            wait(w.models.qualityMeasured)  # type: ignore[attr-defined]
     w.models_view.banner.hide()  # type: ignore[attr-defined]
     w.models_view.select_id(shown.id)  # type: ignore[attr-defined]
     shot("models")
