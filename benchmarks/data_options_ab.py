@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dipnet_core.train.checkpoint import load_checkpoint, read_json
+from dipnet_core.train.checkpoint import read_json
 from dipnet_core.train.config import load_config
-from dipnet_core.train.context import build_model
+from dipnet_core.train.context import load_stage_model
 from dipnet_core.train.eval import evaluate
 from dipnet_core.train.pipeline import run_pipeline
 
@@ -64,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if result.status == "cancelled":
             return 1
         minutes = (time.perf_counter() - t0) / 60
-        payload = load_checkpoint(Path(cfg.run.out_dir) / "stages" / "teacher" / "model.pt")
-        model = build_model(payload["arch"])
-        model.load_state_dict(payload["model"])
+        model, _ = load_stage_model(Path(cfg.run.out_dir) / "stages" / "teacher" / "model.pt")
         model.eval()
         metrics = read_json(Path(cfg.run.out_dir) / "stages" / "teacher" / "metrics.json", default={}) or {}
         row: dict[str, Any] = {"variant": name, **VARIANTS[name], "steps": args.steps, "minutes": round(minutes, 1),

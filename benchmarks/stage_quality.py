@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from dipnet_core.train.checkpoint import load_checkpoint, read_json
-from dipnet_core.train.context import build_model
+from dipnet_core.train.checkpoint import read_json
+from dipnet_core.train.context import load_stage_model
 from dipnet_core.train.eval import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,16 +34,12 @@ def stage_models(run_dir: Path) -> list[tuple[str, nn.Module, str]]:
     names = [n for n in state.get("done", []) if (run_dir / "stages" / n / "model.pt").exists()]
     out: list[tuple[str, nn.Module, str]] = []
     for name in names:
-        payload = load_checkpoint(run_dir / "stages" / name / "model.pt")
-        model = build_model(payload["arch"])
-        model.load_state_dict(payload["model"])
+        model, _ = load_stage_model(run_dir / "stages" / name / "model.pt")
         out.append((name, model, "model.pt"))
     current = state.get("current")
     ckpt = run_dir / "stages" / str(current) / "checkpoint.pt"
     if current and current not in names and ckpt.exists():
-        payload = load_checkpoint(ckpt)
-        model = build_model(payload["arch"])
-        model.load_state_dict(payload["ema"]["shadow"])
+        model, payload = load_stage_model(ckpt, weights="ema")
         out.append((str(current), model, f"checkpoint.pt, step {payload['step']} (EMA)"))
     return out
 

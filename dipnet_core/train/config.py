@@ -85,12 +85,19 @@ class StudentConfig:
     esa: int = 16
     # RepConv expansion of the training-time branches (DIPNetTrain).
     expansion: float = 2.0
+    # Warm start: a previous run's distill stage output (stages/distill_K/model.pt, same widths
+    # and expansion). distill_1 then continues from its weights, EMA and anchor adapters instead
+    # of a random student, so a follow-up run (new data, more steps) builds on finished work.
+    init: str | None = None
 
 
 @dataclass
 class TeacherConfig:
     kind: str = "train"  # "train" (our own wide/deep DIPNet-family), "file", or "none"
     path: str | None = None  # model file for kind = "file"
+    # kind = "train" only: continue from this teacher output (stages/teacher/model.pt, same
+    # widths) instead of random weights; the stage then runs `steps` more steps.
+    init: str | None = None
     feat: int = 64
     mid: int = 64
     n_blocks: int = 8
@@ -197,6 +204,11 @@ class TrainConfig:
             raise ConfigError(f"teacher.kind must be 'train', 'file' or 'none', got {self.teacher.kind!r}")
         if self.teacher.kind == "file" and not self.teacher.path:
             raise ConfigError("teacher.kind = 'file' needs teacher.path")
+        if self.teacher.init and self.teacher.kind != "train":
+            raise ConfigError(f"teacher.init only applies to teacher.kind = 'train' (is {self.teacher.kind!r})")
+        for key, init in (("teacher.init", self.teacher.init), ("student.init", self.student.init)):
+            if init and not Path(init).is_file():
+                raise ConfigError(f"{key}: no such file '{init}'")
         if self.data.scale < 1:
             raise ConfigError(f"data.scale must be >= 1, got {self.data.scale}")
         if 1.0 not in self.data.hr_scales or not all(0.0 < f <= 1.0 for f in self.data.hr_scales):

@@ -32,7 +32,7 @@ from .data import ImageSet, ValItem, load_val_set, scan_images, split_train_val
 from .distributed import DistInfo, barrier, init_distributed
 from .teacher import Teacher, build_teacher_model, load_teacher_file
 
-__all__ = ["RunContext", "arch_of", "build_model", "prepare_data", "resolve_device"]
+__all__ = ["RunContext", "arch_of", "build_model", "load_stage_model", "prepare_data", "resolve_device"]
 
 
 def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
@@ -62,6 +62,18 @@ def build_model(arch: dict[str, Any]) -> nn.Module:
     if arch["kind"] == "dipnet":
         return DIPNet(config)
     raise ValueError(f"unknown architecture kind {arch['kind']!r}")
+
+
+def load_stage_model(path: str | Path, weights: str = "model") -> tuple[nn.Module, dict[str, Any]]:
+    """(model rebuilt from a stage file's arch record, the raw payload), on the CPU.
+
+    ``weights`` picks the payload entry to load: "model" (a stage output's EMA weights),
+    "raw" (a distill output's un-averaged weights) or "ema" (a ``checkpoint.pt``'s EMA shadow).
+    """
+    payload = load_checkpoint(Path(path))
+    model = build_model(payload["arch"])
+    model.load_state_dict(payload["ema"]["shadow"] if weights == "ema" else payload[weights])
+    return model, payload
 
 
 def _paired_lr_paths(hr_dir: Path, lr_dir: Path, hr_paths: list[Path], scale: int
@@ -281,9 +293,7 @@ class RunContext:
             path = self.stage_dir(str(stage_or_path)) / "model.pt"
         elif not path.is_absolute():
             path = self.run_dir / path
-        payload = load_checkpoint(path)
-        model = build_model(payload["arch"])
-        model.load_state_dict(payload["model"])
+        model, payload = load_stage_model(path)
         return model.to(self.device), payload
 
     def last_model_path(self) -> Path:

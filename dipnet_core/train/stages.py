@@ -11,6 +11,7 @@ in ``state.json``. A stage that is already done returns its recorded metrics.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +21,7 @@ from ..models.dipnet import DIPNet, DIPNetConfig, count_parameters
 from ..models.train_blocks import DIPNetTrain
 from . import events as ev
 from .checkpoint import load_checkpoint
-from .context import RunContext
+from .context import RunContext, arch_of
 from .distributed import barrier, broadcast_object
 from .engine import StageSpec, TrainNet, train_loop, validate
 from .losses import AnchorAdapters, DistillLoss, default_anchor_pairs
@@ -95,6 +96,9 @@ def train_teacher(ctx: RunContext) -> dict[str, Any]:
         raise ValueError(f"train_teacher needs teacher.kind = 'train' (is {tc.kind!r})")
     torch.manual_seed(cfg.run.seed)
     model = ctx.new_teacher_model()
+    if tc.init:
+        model.load_state_dict(_warm_start_payload(tc.init, model, "teacher.init")["model"])
+        ctx.log(f"teacher continues from {tc.init}")
     spec = StageSpec(name, tc.steps, tc.lr_patch, tc.batch, tc.lr, STREAM_TEACHER,
                      min_lr_ratio=cfg.distill.min_lr_ratio, warmup=0, ema_decay=cfg.distill.ema_decay,
                      grad_clip=cfg.distill.grad_clip)
@@ -151,8 +155,16 @@ def _distill_one(ctx: RunContext, k: int) -> dict[str, Any]:
             ctx.log(n)
 
     ema_init = None
+    prev = None
     if k > 1:
         prev = load_checkpoint(ctx.stage_dir(f"distill_{k - 1}") / "model.pt")
+    elif cfg.student.init:
+        prev = _warm_start_payload(cfg.student.init, student, "student.init")
+        if "raw" not in prev:
+            raise ValueError(f"student.init '{cfg.student.init}' is not a distill stage output "
+                             "(stages/distill_K/model.pt)")
+        ctx.log(f"student continues from {cfg.student.init}")
+    if prev is not None:
         student.load_state_dict(prev["raw"])
         if adapters is not None and prev.get("adapters"):
             adapters.load_state_dict(prev["adapters"])
@@ -183,6 +195,16 @@ def _distill_one(ctx: RunContext, k: int) -> dict[str, Any]:
                "losses": sorted(loss_terms(loss)), "notes": notes}
     ctx.finish_stage(name, metrics, output=out)
     return metrics
+
+
+def _warm_start_payload(path: str, model: torch.nn.Module, key: str) -> dict[str, Any]:
+    """A stage file to start ``model`` from, refused unless it has exactly the same architecture."""
+    payload = load_checkpoint(Path(path))
+    have, want = payload.get("arch"), arch_of(model)
+    if have != want:
+        raise ValueError(f"{key} '{path}' holds a different architecture than this run builds: "
+                         f"{have} vs {want}")
+    return payload
 
 
 def loss_terms(loss: DistillLoss) -> set[str]:
