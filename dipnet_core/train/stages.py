@@ -107,6 +107,8 @@ def train_teacher(ctx: RunContext) -> dict[str, Any]:
     teacher = res.ema.model_copy(res.net.student)
     ctx.save_output(name, teacher)
     metrics = {**res.metrics, **_model_summary(teacher)}
+    if tc.init:  # the model's training record should show its whole lineage, not only this run
+        metrics["continued_from"] = str(tc.init)
     ctx.finish_stage(name, metrics)  # the teacher is not part of the student's model chain
     return metrics
 
@@ -193,6 +195,8 @@ def _distill_one(ctx: RunContext, k: int) -> dict[str, Any]:
     })
     metrics = {**res.metrics, **_model_summary(ema_model), "anchor_pairs": [list(p) for p in pairs],
                "losses": sorted(loss_terms(loss)), "notes": notes}
+    if k == 1 and cfg.student.init:
+        metrics["continued_from"] = str(cfg.student.init)
     ctx.finish_stage(name, metrics, output=out)
     return metrics
 

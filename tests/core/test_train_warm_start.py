@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,12 +52,16 @@ def test_follow_up_run_starts_from_the_previous_teacher_and_student(
     assert _same(after_s["adapters"], before_s["adapters"])
     log = (tmp_path / "warm" / "log.txt").read_text()
     assert "teacher continues from" in log and "student continues from" in log
+    recorded = json.loads((tmp_path / "warm" / "state.json").read_text())["metrics"]
+    assert recorded["teacher"]["continued_from"] == warm.teacher.init
+    assert recorded["distill_1"]["continued_from"] == warm.student.init
 
     # the same run without init starts from fresh weights, so the comparison above can fail
     cold = _follow_up(tiny_config, tmp_path / "cold", None)
     run_pipeline(cold, resume=False, only=["teacher", "distill_1"])
     cold_s = load_checkpoint(tmp_path / "cold" / "stages" / "distill_1" / "model.pt")
     assert not _same(cold_s["raw"], before_s["raw"])
+    assert "continued_from" not in json.loads((tmp_path / "cold" / "state.json").read_text())["metrics"]["teacher"]
 
 
 def test_init_with_other_widths_is_refused_by_name(first_run: Path, tiny_config: Callable[[Path], TrainConfig],
