@@ -117,7 +117,7 @@ class ModelLibrary(QObject):
         entry.license = d.license
         if not meta.get("name") and d.name:
             entry.name = d.name
-        psnr = meta.get("psnr", d.training.get("psnr_y") if isinstance(d.training, dict) else None)
+        psnr = meta.get("psnr", _recorded_val_psnr(d.training))
         entry.psnr = float(psnr) if isinstance(psnr, (int, float)) else None
         speed = meta.get("speed_mps")
         entry.speed_mps = float(speed) if isinstance(speed, (int, float)) else None
@@ -231,3 +231,16 @@ class ModelLibrary(QObject):
         self._index.setdefault(id_, {})[key] = value
         self._save_index()
         self.refresh()
+
+
+def _recorded_val_psnr(training: object) -> float | None:
+    """Validation PSNR-Y from a model file's training record: the exporter writes it under
+    ``final``; older files kept it at the top level."""
+    if not isinstance(training, dict):
+        return None
+    final = training.get("final")
+    for v in ((final or {}).get("psnr_y") if isinstance(final, dict) else None, training.get("psnr_y")):
+        if isinstance(v, (int, float)):
+            return float(v)
+    return None
+

@@ -33,6 +33,14 @@ def test_library_import_rename_default_delete(
         lib.rename(ctx.current_model().id, "  ")  # type: ignore[attr-defined]
 
 
+def test_built_in_model_shows_its_recorded_validation_psnr(ctx: object) -> None:
+    from dipnet_core.models import read_descriptor
+
+    builtin = next(e for e in ctx.library.entries() if e.builtin)  # type: ignore[attr-defined]
+    recorded = read_descriptor(builtin.path).training["final"]["psnr_y"]
+    assert builtin.psnr == pytest.approx(recorded) and recorded > 30
+
+
 def test_importing_a_broken_file_is_refused_with_a_reason(window: object, tmp_path: Path) -> None:
     bad = tmp_path / "weights.pth"
     bad.write_bytes(b"not a checkpoint")
