@@ -239,8 +239,5 @@ def _recorded_val_psnr(training: object) -> float | None:
     if not isinstance(training, dict):
         return None
     final = training.get("final")
-    for v in ((final or {}).get("psnr_y") if isinstance(final, dict) else None, training.get("psnr_y")):
-        if isinstance(v, (int, float)):
-            return float(v)
-    return None
-
+    v = final.get("psnr_y") if isinstance(final, dict) else training.get("psnr_y")
+    return float(v) if isinstance(v, (int, float)) else None
