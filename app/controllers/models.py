@@ -117,7 +117,7 @@ class ModelLibrary(QObject):
         entry.license = d.license
         if not meta.get("name") and d.name:
             entry.name = d.name
-        psnr = meta.get("psnr", _recorded_val_psnr(d.training))
+        psnr = meta.get("psnr", d.val_psnr_y)
         entry.psnr = float(psnr) if isinstance(psnr, (int, float)) else None
         speed = meta.get("speed_mps")
         entry.speed_mps = float(speed) if isinstance(speed, (int, float)) else None
@@ -231,13 +231,3 @@ class ModelLibrary(QObject):
         self._index.setdefault(id_, {})[key] = value
         self._save_index()
         self.refresh()
-
-
-def _recorded_val_psnr(training: object) -> float | None:
-    """Validation PSNR-Y from a model file's training record: the exporter writes it under
-    ``final``; older files kept it at the top level."""
-    if not isinstance(training, dict):
-        return None
-    final = training.get("final")
-    v = final.get("psnr_y") if isinstance(final, dict) else training.get("psnr_y")
-    return float(v) if isinstance(v, (int, float)) else None

@@ -44,6 +44,15 @@ class ModelDescriptor:
         d["input_range"] = tuple(d.get("input_range", (0.0, 1.0)))
         return cls(**d)
 
+    @property
+    def val_psnr_y(self) -> float | None:
+        """Validation PSNR-Y recorded by the training run: the exporter writes it under
+        ``training["final"]``; older files kept it at the top level of ``training``."""
+        training = self.training if isinstance(self.training, dict) else {}  # a foreign file may hold null
+        final = training.get("final")
+        v = final.get("psnr_y") if isinstance(final, dict) else training.get("psnr_y")
+        return float(v) if isinstance(v, (int, float)) else None
+
     def summary(self) -> str:
         widths = ""
         if self.config:
