@@ -46,7 +46,7 @@ from dipnet_core.train import events as ev
 from dipnet_core.train.checkpoint import load_checkpoint, write_json
 from dipnet_core.train.config import ProgressiveStage, TrainConfig, preset
 from dipnet_core.train.context import build_model
-from dipnet_core.train.eval import evaluate
+from dipnet_core.eval import evaluate
 from dipnet_core.train.pipeline import run_pipeline
 
 

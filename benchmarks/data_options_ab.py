@@ -30,7 +30,7 @@ from typing import Any
 from dipnet_core.train.checkpoint import read_json
 from dipnet_core.train.config import load_config
 from dipnet_core.train.context import load_stage_model
-from dipnet_core.train.eval import evaluate
+from dipnet_core.eval import evaluate
 from dipnet_core.train.pipeline import run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]

@@ -124,7 +124,7 @@ def train_main(args: argparse.Namespace) -> int:
 
 
 def eval_main(args: argparse.Namespace) -> int:
-    from .eval import evaluate
+    from ..eval import evaluate
 
     model = args.model
     if model is None:

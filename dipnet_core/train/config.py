@@ -7,7 +7,7 @@ here as Python values rather than only as files so that an installed package
 
 Patch sizes are given in **LR pixels** (``lr_patch``): the HR crop is
 ``lr_patch * scale``. This avoids the usual HR/LR ambiguity; the ESA branch
-needs LR inputs of at least 15 px.
+needs LR inputs of at least ``models.blocks.min_input_size()`` px.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
+
+from ..models.blocks import min_input_size
 
 __all__ = [
     "PRESETS",
@@ -44,7 +46,7 @@ __all__ = [
     "save_config",
 ]
 
-MIN_LR_PATCH = 15  # ESA: stride-2 3x3 conv then a 7x7 max-pool
+MIN_LR_PATCH = min_input_size()  # ESA: stride-2 3x3 conv then a 7x7 max-pool
 
 
 class ConfigError(ValueError):
@@ -183,6 +185,8 @@ class RunConfig:
     log_every: int = 20
     val_every: int = 500
     ckpt_every: int = 200
+    # Validate once before a stage's first step, so a monitor shows the starting quality at once.
+    validate_early: bool = True
 
 
 @dataclass

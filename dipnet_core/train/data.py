@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..models.blocks import min_input_size
 from ..resize import bicubic_downscale_uint8, imresize, modcrop
 
 __all__ = [
@@ -374,7 +375,7 @@ def load_val_set(paths: Sequence[Path], scale: int, crop: int = 0,
                  skipped: list[tuple[str, str]] | None = None) -> list[ValItem]:
     """HR -> modcrop -> optional centre crop -> benchmark LR (MATLAB bicubic, rounded to uint8)."""
     items: list[ValItem] = []
-    min_hr = 15 * scale
+    min_hr = min_input_size() * scale
     for p in paths:
         try:
             hr = read_rgb_uint8(p)

@@ -8,7 +8,6 @@ the stage in progress resumes from its last checkpoint.
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,9 +87,7 @@ def run_pipeline(config: TrainConfig, callback: ev.Callback | None = None, cance
         return PipelineResult("cancelled", ctx.run_dir, metrics=ctx.state.get("metrics", {}),
                               skipped_images=ctx.skipped)
     except Exception as exc:
-        ctx.emit(ev.Error(f"{type(exc).__name__}: {exc}"))
-        if ctx._log is not None:
-            ctx._log.write(traceback.format_exc())
+        ctx.log_error(exc)
         raise
     finally:
         ctx.close()

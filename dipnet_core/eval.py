@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cancel import CancelToken
-from ..cancel import check as check_cancel
-from ..metrics import psnr, ssim
-from ..resize import bicubic_downscale_uint8, imresize, modcrop
-from .data import read_rgb_uint8, scan_images
+from .cancel import CancelToken
+from .cancel import check as check_cancel
+from .metrics import psnr, ssim
+from .models.blocks import min_input_size
+from .resize import bicubic_downscale_uint8, imresize, modcrop
+from .train.data import read_rgb_uint8, scan_images
 
 __all__ = ["evaluate", "make_runner"]
 
@@ -30,7 +31,7 @@ Runner = Callable[[np.ndarray], np.ndarray]  # LR uint8 HxWx3 -> SR uint8
 
 def make_runner(model_or_path: Any, device: str | torch.device = "cpu") -> tuple[Runner, str, int | None]:
     """(LR->SR function, display name, model scale if known) for a module, LoadedModel or file path."""
-    from ..models.loader import LoadedModel, load_model
+    from .models.loader import LoadedModel, load_model
 
     name, scale = "model", None
     obj = model_or_path
@@ -85,7 +86,7 @@ def evaluate(model_or_path: Any, data_dir: str | Path, scale: int = 4, device: s
     runner, name, model_scale = make_runner(model_or_path, device)
     if model_scale is not None and model_scale != scale:
         raise ValueError(f"{name} is a x{model_scale} model but evaluation asked for x{scale}")
-    paths, skipped = scan_images([data_dir], min_side=16 * scale)
+    paths, skipped = scan_images([data_dir], min_side=min_input_size() * scale)
     if max_images is not None:
         paths = paths[:max_images]
     if not paths:
