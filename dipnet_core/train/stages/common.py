@@ -13,20 +13,31 @@ import torch
 from ...models.dipnet import DIPNet, DIPNetConfig, count_parameters
 from ...models.train_blocks import DIPNetTrain
 from ...prune import measure_latency
+from ...resources import BUILTIN_MODEL_NAME, builtin_models_dir
 from ..checkpoint import load_checkpoint
+from ..config import BUILTIN, ConfigError, TrainConfig
 from ..context import RunContext, arch_of
+from ..expand import expand_fused
 
 __all__ = [
+    "BUILTIN_TEACHER_FILE",
+    "check_model_files",
     "STREAM_DISTILL",
     "STREAM_FINETUNE",
     "STREAM_PRUNE",
     "STREAM_TEACHER",
     "done_metrics",
     "measure_config_latency",
+    "load_start_model",
     "model_summary",
+    "new_student",
+    "resolve_model_path",
     "student_config",
     "warm_start_payload",
 ]
+
+#: The built-in model's teacher, shipped beside it (teacher.path = "builtin").
+BUILTIN_TEACHER_FILE = f"{BUILTIN_MODEL_NAME}-teacher.safetensors"
 
 # Data stream ids: each stage draws its own crops (see data.sample_generator).
 STREAM_TEACHER, STREAM_DISTILL, STREAM_PRUNE, STREAM_FINETUNE = 1, 100, 200, 300
@@ -66,3 +77,57 @@ def warm_start_payload(path: str, model: torch.nn.Module, key: str) -> dict[str,
         raise ValueError(f"{key} '{path}' holds a different architecture than this run builds: "
                          f"{have} vs {want}")
     return payload
+
+
+def resolve_model_path(value: str, key: str) -> Path:
+    """The file a model setting names; ``"builtin"`` is the built-in model (student.from_model)
+    or its teacher (teacher.path). Raises :class:`ConfigError` naming the setting when it is absent."""
+    if value != BUILTIN:
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(f"{key}: no such file '{value}'")
+        return path
+    folder = builtin_models_dir()
+    if key.startswith("teacher"):
+        path = folder / BUILTIN_TEACHER_FILE if folder is not None else None
+        if path is None or not path.is_file():
+            raise ConfigError(f"{key} = 'builtin': the built-in model's teacher ({BUILTIN_TEACHER_FILE}) is not "
+                              "in this build; give a teacher model file (--teacher FILE) or train without one "
+                              "(--no-teacher)")
+        return path
+    path = folder / f"{BUILTIN_MODEL_NAME}.safetensors" if folder is not None else None
+    if path is None or not path.is_file():
+        raise ConfigError(f"{key} = 'builtin': this build has no built-in model; give a model file instead")
+    return path
+
+
+def load_start_model(config: TrainConfig) -> tuple[DIPNet, Path]:
+    """(the fused model ``student.from_model`` names, its path), checked to fit this run."""
+    from ...models.loader import load_model
+
+    path = resolve_model_path(str(config.student.from_model), "student.from_model")
+    loaded = load_model(path)
+    if not isinstance(loaded.module, DIPNet):
+        kind = "an ONNX file" if loaded.module is None else f"a {type(loaded.module).__name__}"
+        raise ConfigError(f"student.from_model '{path}' is {kind}; adaptation starts from a DIPNet model "
+                          "(.safetensors/.pth)")
+    if loaded.module.config.scale != config.data.scale:
+        raise ConfigError(f"student.from_model '{path}' is x{loaded.module.config.scale} but the run trains "
+                          f"x{config.data.scale}")
+    return loaded.module.float().eval(), path
+
+
+def new_student(config: TrainConfig) -> DIPNetTrain:
+    """The student distillation starts from: the re-expanded ``student.from_model``, else random weights."""
+    if config.student.from_model:
+        model, _ = load_start_model(config)
+        return expand_fused(model, config.student.expansion, fuse_in_forward=True).train()
+    return DIPNetTrain(student_config(config), expansion=config.student.expansion, fuse_in_forward=True)
+
+
+def check_model_files(config: TrainConfig) -> None:
+    """Fail at the start of a run, not after an hour, when a model file the run needs is missing or unfit."""
+    if config.teacher.kind == "file":
+        resolve_model_path(str(config.teacher.path), "teacher.path")
+    if config.student.from_model:
+        load_start_model(config)

@@ -13,7 +13,9 @@ The three ideas of DIPNet's training, each a named piece here:
   checkpoints, own resume point) and continues from phase ``k-1``'s weights,
   EMA and adapters.
 
-The student is the multi-branch ``DIPNetTrain`` (RepConv), fused afterwards by :mod:`.reparam`.
+The student is the multi-branch ``DIPNetTrain`` (RepConv), fused afterwards by
+:mod:`.reparam`: random at first, or (adaptation, ``student.from_model``) a
+finished model re-expanded exactly by :func:`~..expand.expand_fused`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ..config import DistillConfig, ProgressiveStage, TrainConfig
 from ..context import RunContext
 from ..losses import AnchorAdapters, DistillLoss, default_anchor_pairs
 from ..loop import LossFn, StageSpec, TrainNet, train_loop
-from .common import STREAM_DISTILL, done_metrics, model_summary, student_config, warm_start_payload
+from .common import STREAM_DISTILL, done_metrics, model_summary, new_student, warm_start_payload
 from .teacher import Teacher, frozen_teacher
 
 __all__ = ["ProgressiveSchedule", "anchor_setup", "distill", "distill_stage_names", "loss_terms"]
@@ -154,7 +156,7 @@ def _distill_phase(ctx: RunContext, schedule: ProgressiveSchedule, k: int) -> di
     cfg, dc = ctx.config, ctx.config.distill
     name = schedule.stage_name(k)
     torch.manual_seed(cfg.run.seed)  # same initial student on every rank and every attempt
-    student = DIPNetTrain(student_config(cfg), expansion=cfg.student.expansion, fuse_in_forward=True)
+    student = new_student(cfg)  # phase 1 of an adaptation: the re-expanded starting model
 
     teacher = frozen_teacher(ctx) if (dc.alpha > 0 or dc.beta > 0) else None
     pairs, adapters, notes = anchor_setup(dc, student, teacher)
@@ -182,8 +184,8 @@ def _distill_phase(ctx: RunContext, schedule: ProgressiveSchedule, k: int) -> di
     })
     metrics = {**res.metrics, **model_summary(ema_model), "anchor_pairs": [list(p) for p in pairs],
                "losses": sorted(loss_terms(loss)), "notes": notes}
-    if k == 1 and cfg.student.init:
-        metrics["continued_from"] = str(cfg.student.init)
+    if k == 1 and (cfg.student.init or cfg.student.from_model):
+        metrics["continued_from"] = str(cfg.student.init or cfg.student.from_model)
     ctx.finish_stage(name, metrics, output=out)
     return metrics
 

@@ -69,5 +69,4 @@ def export(ctx: RunContext) -> dict[str, Any]:
     metrics.update(model_path=str(st_path), onnx_path=str(onnx_path) if onnx_path else None)
     ctx.state["exported"] = {"model_path": str(st_path), "onnx_path": str(onnx_path) if onnx_path else None}
     ctx.finish_stage(name, metrics)
-    ctx.emit(ev.RunFinished(str(st_path), str(onnx_path) if onnx_path else None, ctx.state.get("metrics", {})))
     return metrics

@@ -24,7 +24,7 @@ from ..config import TeacherConfig
 from ..context import RunContext
 from ..losses import DistillLoss
 from ..loop import StageSpec, TrainNet, train_loop
-from .common import STREAM_TEACHER, done_metrics, model_summary, warm_start_payload
+from .common import STREAM_TEACHER, done_metrics, model_summary, resolve_model_path, warm_start_payload
 
 __all__ = ["Teacher", "block_modules", "build_teacher_model", "frozen_teacher", "load_teacher_file",
            "teacher_config", "train_teacher"]
@@ -134,8 +134,7 @@ def frozen_teacher(ctx: RunContext) -> Teacher | None:
         module, _ = ctx.load_output("teacher")
         teacher = Teacher(module, scale, name="own teacher")
     elif tc.kind == "file":
-        assert tc.path is not None
-        teacher = load_teacher_file(tc.path, scale)
+        teacher = load_teacher_file(resolve_model_path(str(tc.path), "teacher.path"), scale)
     else:
         teacher = None
     if teacher is not None:
