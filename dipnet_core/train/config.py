@@ -138,6 +138,10 @@ class DistillConfig:
     lr: float = 5e-4
     min_lr_ratio: float = 0.01
     warmup_steps: int = 0
+    # Warm-up at the start of every later progressive phase too: each phase starts a fresh optimizer,
+    # whose first Adam steps move every weight by about the full learning rate, which is harmless
+    # from scratch but knocks a finished model (adaptation) off its optimum.
+    phase_warmup_steps: int = 0
     ema_decay: float = 0.999
     grad_clip: float = 0.0  # 0 = off
 
@@ -495,7 +499,8 @@ def _adapt() -> TrainConfig:
         teacher=TeacherConfig(kind="file", path=BUILTIN),
         distill=DistillConfig(alpha=1.0, beta=0.1,
                               stages=[ProgressiveStage(32, 300, 8), ProgressiveStage(48, 100, 4)],
-                              lr=2e-4, min_lr_ratio=0.05, warmup_steps=20, ema_decay=0.995),
+                              lr=2e-4, min_lr_ratio=0.05, warmup_steps=20, phase_warmup_steps=20,
+                              ema_decay=0.995),
         prune=PruneConfig(enabled=False),
         finetune=FinetuneConfig(steps=0),
         export=ExportConfig(name="dipnet-adapted", onnx=True),

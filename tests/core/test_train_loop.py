@@ -29,6 +29,8 @@ def test_progressive_schedule_grows_patches_phase_by_phase(tiny_config: Callable
     assert (first.lr_patch, first.steps, first.batch, first.lr, first.warmup) == (16, 5, 4, cfg.distill.lr, 3)
     assert (second.lr_patch, second.steps, second.batch, second.lr, second.warmup) == (24, 3, 2, 1e-4, 0)
     assert first.stream != second.stream  # each phase draws its own crops
+    cfg.distill.phase_warmup_steps = 2  # adaptation: later phases warm up their fresh optimizer too
+    assert ProgressiveSchedule.of(cfg).spec(2).warmup == 2
 
 
 def _teacher_only(cfg: TrainConfig, early: bool) -> list[ev.Event]:

@@ -43,7 +43,8 @@ class ProgressiveSchedule:
 
     Built from ``distill.stages`` (one :class:`~..config.ProgressiveStage` per
     phase: LR patch, steps, batch, optional learning rate). Phase ``k`` (1-based)
-    runs as stage ``distill_k`` on its own data stream; only phase 1 warms up.
+    runs as stage ``distill_k`` on its own data stream; phase 1 warms up for
+    ``warmup_steps``, later phases for ``phase_warmup_steps`` (0 unless adapting).
     """
 
     phases: tuple[ProgressiveStage, ...]
@@ -71,7 +72,8 @@ class ProgressiveSchedule:
         """Phase ``k``'s training budget: patch, steps, batch, learning rate, data stream."""
         phase, dc = self.phases[k - 1], self.distill
         return StageSpec(self.stage_name(k), phase.steps, phase.lr_patch, phase.batch, phase.lr or dc.lr,
-                         STREAM_DISTILL + k, min_lr_ratio=dc.min_lr_ratio, warmup=dc.warmup_steps if k == 1 else 0,
+                         STREAM_DISTILL + k, min_lr_ratio=dc.min_lr_ratio,
+                         warmup=dc.warmup_steps if k == 1 else dc.phase_warmup_steps,
                          ema_decay=dc.ema_decay, grad_clip=dc.grad_clip)
 
 
