@@ -19,10 +19,10 @@ from torch import nn
 
 from .cancel import CancelToken
 from .cancel import check as check_cancel
+from .image_folder import read_rgb_uint8, scan_images
 from .metrics import psnr, ssim
 from .models.blocks import min_input_size
 from .resize import bicubic_downscale_uint8, imresize, modcrop
-from .train.data import read_rgb_uint8, scan_images
 
 __all__ = ["evaluate", "evaluate_pairs", "make_runner"]
 
