@@ -33,12 +33,12 @@ import numpy as np
 import torch
 
 from dipnet_core.engine import TiledUpscaler, create_backend
+from dipnet_core.eval import evaluate
+from dipnet_core.image_folder import read_rgb_uint8, scan_images
 from dipnet_core.models import load_model
 from dipnet_core.models.dipnet import count_parameters
 from dipnet_core.resize import bicubic_downscale_uint8, modcrop
 from dipnet_core.resources import NO_BUILTIN_MODEL, builtin_model_path
-from dipnet_core.train.data import read_rgb_uint8, scan_images
-from dipnet_core.eval import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -57,9 +57,11 @@ def _steps_left(ctx: RunContext, stage: str, total: int) -> int:
     return max(0, total - done)
 
 
-def estimate_run(ctx: RunContext, prune_rounds: int | None = None) -> ev.Estimate:
-    """Measured expected time of every training stage not finished yet (``prune_rounds``: default from
-    the plan if there is one, else ``prune.rounds`` or 1)."""
+def estimate_run(ctx: RunContext, only: list[str] | None = None, prune_rounds: int | None = None) -> ev.Estimate:
+    """Measured expected time of every training stage not finished yet (or of those in ``only``).
+
+    ``prune_rounds``: default from the plan if there is one, else ``prune.rounds`` or 1.
+    """
     cfg, scale, device = ctx.config, ctx.config.data.scale, ctx.device
     per_step: dict[str, float] = {}
     stages: dict[str, float] = {}
@@ -67,7 +69,7 @@ def estimate_run(ctx: RunContext, prune_rounds: int | None = None) -> ev.Estimat
 
     def add(stage: str, key: tuple, steps: int, make: Callable[[], nn.Module], patch: int, batch: int,
             teacher: Callable[[torch.Tensor], object] | None) -> None:
-        if ctx.is_done(stage):
+        if ctx.is_done(stage) or (only is not None and stage not in only):
             return
         left = _steps_left(ctx, stage, steps)
         if left <= 0:

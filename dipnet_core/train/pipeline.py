@@ -66,7 +66,7 @@ def run_pipeline(config: TrainConfig, callback: ev.Callback | None = None, cance
     try:
         check_model_files(config)
         if config.run.estimate_time and ctx.is_main:
-            ctx.emit(estimate_run(ctx))
+            ctx.emit(estimate_run(ctx, only))
 
         if config.teacher.kind == "train" and wanted("teacher"):
             stages.train_teacher(ctx)
