@@ -37,15 +37,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import build_adapt_domain  # noqa: E402
+import build_adapt_domain
 
-from dipnet_core.eval import evaluate  # noqa: E402
-from dipnet_core.models import DIPNet, DIPNetConfig, save_model  # noqa: E402
-from dipnet_core.models.loader import dipnet_descriptor  # noqa: E402
-from dipnet_core.resources import NO_BUILTIN_MODEL, builtin_model_path  # noqa: E402
-from dipnet_core.train import events as ev  # noqa: E402
-from dipnet_core.train import preset, run_pipeline  # noqa: E402
-from dipnet_core.train.config import ProgressiveStage  # noqa: E402
+from dipnet_core.eval import evaluate
+from dipnet_core.models import DIPNet, DIPNetConfig, save_model
+from dipnet_core.models.loader import dipnet_descriptor
+from dipnet_core.resources import NO_BUILTIN_MODEL, builtin_model_path
+from dipnet_core.train import events as ev
+from dipnet_core.train import preset, run_pipeline
+from dipnet_core.train.config import ProgressiveStage
 
 SET5 = REPO.parent / "shared" / "benchmarks" / "Set5"
 TARGET_MINUTES, TARGET_GAIN_DB, TARGET_SET5_DROP_DB = 15.0, 0.5, 0.5

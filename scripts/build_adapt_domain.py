@@ -21,10 +21,14 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-WORDS = ("the quick brown fox jumps over lazy dog settings file edit view help open save close cancel "
-         "apply window tools options preview export import batch model scale image folder quality value "
-         "network upscale train status ready error warning 1024 x4 PSNR 31.8 dB progress step total "
-         "remaining minutes seconds sharpen detail texture edge pixel channel colour gamma").split()
+WORDS = (
+    "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "settings", "file", "edit", "view",
+    "help", "open", "save", "close", "cancel", "apply", "window", "tools", "options", "preview",
+    "export", "import", "batch", "model", "scale", "image", "folder", "quality", "value", "network",
+    "upscale", "train", "status", "ready", "error", "warning", "1024", "x4", "PSNR", "31.8", "dB",
+    "progress", "step", "total", "remaining", "minutes", "seconds", "sharpen", "detail", "texture",
+    "edge", "pixel", "channel", "colour", "gamma",
+)
 
 FONT_ROOTS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
 

@@ -25,8 +25,8 @@ import tomllib
 from ..models.blocks import min_input_size
 
 __all__ = [
-    "PRESETS",
     "BUILTIN",
+    "PRESETS",
     "CompareConfig",
     "ConfigError",
     "DataConfig",

@@ -103,7 +103,7 @@ def test_adapt_run_starts_from_the_builtin_model_and_compares_against_it(
 
 def test_missing_builtin_teacher_is_a_clear_error_before_any_training(
         data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dipnet_core.train.stages.common as common
+    from dipnet_core.train.stages import common
 
     only_model = tmp_path / "models"
     only_model.mkdir()

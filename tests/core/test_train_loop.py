@@ -12,8 +12,8 @@ from dipnet_core.models import DIPNet, DIPNetConfig
 from dipnet_core.train import events as ev
 from dipnet_core.train.config import ProgressiveStage, TrainConfig
 from dipnet_core.train.context import RunContext
-from dipnet_core.train.losses import DistillLoss
 from dipnet_core.train.loop import StageSpec, TrainNet, train_loop
+from dipnet_core.train.losses import DistillLoss
 from dipnet_core.train.stages import ProgressiveSchedule
 
 
@@ -83,7 +83,7 @@ def _train_import_graph() -> dict[str, set[str]]:
     """Module -> the dipnet_core.train modules it imports anywhere in its source (function bodies too)."""
     import ast
 
-    import dipnet_core.train as train
+    from dipnet_core import train
 
     root = Path(train.__file__).parent
     graph: dict[str, set[str]] = {}

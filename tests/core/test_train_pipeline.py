@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from dipnet_core.eval import evaluate
 from dipnet_core.models import DIPNet, DIPNetConfig, load_model
 from dipnet_core.train import TrainConfig, run_pipeline
 from dipnet_core.train import events as ev
 from dipnet_core.train.cli import add_eval_arguments, add_train_arguments, eval_main, train_main
-from dipnet_core.eval import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,14 @@ from ..expand import expand_fused
 
 __all__ = [
     "BUILTIN_TEACHER_FILE",
-    "check_model_files",
     "STREAM_DISTILL",
     "STREAM_FINETUNE",
     "STREAM_PRUNE",
     "STREAM_TEACHER",
+    "check_model_files",
     "done_metrics",
-    "measure_config_latency",
     "load_start_model",
+    "measure_config_latency",
     "model_summary",
     "new_student",
     "resolve_model_path",

@@ -29,8 +29,8 @@ from ...models.train_blocks import DIPNetTrain
 from ..checkpoint import load_checkpoint
 from ..config import DistillConfig, ProgressiveStage, TrainConfig
 from ..context import RunContext
-from ..losses import AnchorAdapters, DistillLoss, default_anchor_pairs
 from ..loop import LossFn, StageSpec, TrainNet, train_loop
+from ..losses import AnchorAdapters, DistillLoss, default_anchor_pairs
 from .common import STREAM_DISTILL, done_metrics, model_summary, new_student, warm_start_payload
 from .teacher import Teacher, frozen_teacher
 

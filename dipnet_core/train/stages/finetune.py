@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import RunContext
-from ..losses import DistillLoss
 from ..loop import LossFn, StageSpec, TrainNet, train_loop
+from ..losses import DistillLoss
 from .common import STREAM_FINETUNE, done_metrics, model_summary
 from .teacher import frozen_teacher
 

@@ -22,8 +22,8 @@ from torch import nn
 from ...models.dipnet import DIPNet, DIPNetConfig
 from ..config import TeacherConfig
 from ..context import RunContext
-from ..losses import DistillLoss
 from ..loop import StageSpec, TrainNet, train_loop
+from ..losses import DistillLoss
 from .common import STREAM_TEACHER, done_metrics, model_summary, resolve_model_path, warm_start_payload
 
 __all__ = ["Teacher", "block_modules", "build_teacher_model", "frozen_teacher", "load_teacher_file",
