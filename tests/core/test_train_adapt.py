@@ -100,6 +100,18 @@ def test_adapt_run_starts_from_the_builtin_model_and_compares_against_it(
     direct = evaluate(BUILTIN, data_dir, scale=4)["mean"]["psnr_y"]
     assert c["datasets"][data_dir.name]["psnr_y"]["start"] == pytest.approx(direct, abs=1e-3)
 
+    # a stage output becomes a model file `--teacher` and the app load (how the built-in teacher is made)
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "export_stage_model.py"
+    spec = importlib.util.spec_from_file_location("export_stage_model", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "distilled.safetensors"
+    assert module.main([str(tmp_path / "run"), "distill_2", str(out)]) == 0
+    assert load_model(out).module.config.widths_label() == "48/32"
+    assert module.main([str(tmp_path / "run"), "distill_2", str(out)]) == 1  # never overwrites
+
 
 def test_missing_builtin_teacher_is_a_clear_error_before_any_training(
         data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
