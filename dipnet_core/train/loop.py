@@ -278,18 +278,20 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
     ctx.state["current"] = spec.name
     ctx.save_state()
     window = _LossWindow()
-    t0, last_val = time.monotonic(), None
+    last_val = None
     if ctx.is_main and ctx.val and cfg.run.validate_early and start == 0 and spec.steps > 0:
         # One validation before the first step: the monitor shows where the stage starts at once
         # instead of after val_every steps (minutes to hours on a CPU).
         last_val = _validate_event(ctx, spec.name, 0, ema.model_copy(net.student))
         history.append({"step": 0, "psnr_y": last_val[0], "ssim_y": last_val[1]})
     net.train()
+    t0 = time.monotonic()
 
     def check_finite(step_now: int, means: dict[str, float]) -> None:
         if not math.isfinite(means.get("total", 0.0)):
             raise FloatingPointError(f"{spec.name}: loss became {means['total']} by step {step_now}; "
                                      "lower the learning rate or disable AMP")
+
     for step, (lr_img, hr_img) in zip(range(start, spec.steps), loader, strict=False):
         if any_true(ctx.cancel is not None and ctx.cancel.cancelled, ctx.dist, device):
             save(step)
