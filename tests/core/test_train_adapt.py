@@ -94,6 +94,13 @@ def test_adapt_run_starts_from_the_builtin_model_and_compares_against_it(
     assert c["delta"]["validation"]["vs_reference_db"] == pytest.approx(val["new"] - val["start"], abs=1e-3)
     assert [type(e).__name__ for e in seen[-2:]] == ["Comparison", "RunFinished"]
     assert seen[-1].metrics["comparison"] == c
+    # the model file carries its comparison, for whoever installs it later
+    from dipnet_core.train.stages.compare import model_comparison
+
+    recorded = model_comparison(result.model_path)
+    assert recorded is not None and recorded["datasets"] == c["datasets"]
+    assert recorded["worse_than_reference"] == c["worse_than_reference"]
+    assert model_comparison(BUILTIN) is None
     # the starting model's score is the built-in model's own, computed independently
     from dipnet_core.eval import evaluate
 

@@ -6,8 +6,10 @@ one it would replace) and plain bicubic are scored with the standard x4
 protocol on the run's validation images (``--val`` or the held-out split) and
 on a benchmark folder (Set5 when present). The result is the stage's metrics,
 so it lands in ``metrics.json`` under the stable key ``"comparison"``, in the
-:class:`~..events.Comparison` event and in :class:`~..events.RunFinished`;
-``worse_than_reference`` tells a GUI to warn before "Install as default".
+:class:`~..events.Comparison` event and in :class:`~..events.RunFinished`; it is
+also written into the exported model's descriptor (``training["comparison"]``), so
+whoever installs the file later sees it. ``worse_than_reference`` tells a GUI to
+warn before "Install as default".
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from typing import Any
 import dipnet_core
 
 from ...eval import evaluate, evaluate_pairs
+from ...models.loader import load_model, save_model
 from ...resources import builtin_model_path
 from .. import events as ev
 from ..context import RunContext
 from ..distributed import broadcast_object
 from .common import done_metrics, resolve_model_path
 
-__all__ = ["STAGE", "compare", "default_benchmark_dir"]
+__all__ = ["STAGE", "compare", "default_benchmark_dir", "model_comparison"]
 
 STAGE = "comparison"
 _DEFAULT_BENCHMARK = Path("benchmarks") / "Set5"
@@ -98,6 +101,21 @@ def _summary(datasets: dict[str, dict[str, Any]], models: dict[str, dict[str, st
     return deltas, worse, "\n".join(lines)
 
 
+def _record_in_model(path: Path, comparison: dict[str, Any]) -> None:
+    """Keep the comparison in the model file's descriptor (rewritten atomically; weights unchanged)."""
+    loaded = load_model(path)
+    assert loaded.module is not None
+    loaded.descriptor.training = {**(loaded.descriptor.training or {}), "comparison": comparison}
+    save_model(path, loaded.module, loaded.descriptor)
+
+
+def model_comparison(path: str | Path) -> dict[str, Any] | None:
+    """The comparison recorded in a model file trained here (None for any other model file)."""
+    training = load_model(path).descriptor.training
+    found = training.get("comparison") if isinstance(training, dict) else None
+    return found if isinstance(found, dict) else None
+
+
 def compare(ctx: RunContext) -> dict[str, Any]:
     """Score the exported model against its reference and bicubic; record and announce the result."""
     if ctx.is_done(STAGE):
@@ -127,6 +145,8 @@ def compare(ctx: RunContext) -> dict[str, Any]:
         deltas, worse, summary = _summary(datasets, models, reference)
         metrics = {"models": models, "reference": reference, "datasets": datasets, "skipped": skipped,
                    "delta": deltas, "worse_than_reference": worse, "summary": summary}
+        _record_in_model(Path(models["new"]["path"]), {
+            k: metrics[k] for k in ("reference", "datasets", "delta", "worse_than_reference", "summary")})
         if worse:
             ctx.log(f"comparison: the new model is WORSE than the {models[str(reference)]['label']} on "
                     "the validation images; keep using that one")
