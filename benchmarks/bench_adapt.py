@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("smoke: no built-in teacher yet, using a tiny random one")
     for stage in cfg.distill.stages:
         stage.steps = max(1, round(stage.steps * args.steps_scale))
+    cfg.distill.warmup_steps = round(cfg.distill.warmup_steps * args.steps_scale)
+    cfg.distill.phase_warmup_steps = round(cfg.distill.phase_warmup_steps * args.steps_scale)
 
     printer = ev.ProgressPrinter()
     t0 = time.monotonic()
