@@ -3,20 +3,36 @@
 The temporary file lives in the target's folder so that the final ``os.replace``
 is a rename within one filesystem, which is atomic: readers see either the old
 file or the complete new one, never a half-written file.
+
+Temporary names embed the writer's process id (``.NAME.dipnet-PID-RANDOM.tmpSUFFIX``):
+a process killed mid-write (``kill -9``, power loss) leaves its temporary file
+behind, and :func:`remove_stale_temp_files` lets the next run into that folder
+remove exactly those, never a file of another program nor one a live process
+is still writing.
+
+This is the one atomic write of the project: images, reports, checkpoints,
+configs, settings and model files all go through :func:`atomic_output`.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
+
 # Room left in a 255-byte file name for the random part and the suffixes.
 _MAX_PREFIX_NAME = 120
+# Our temporary names: "." + target name + ".dipnet-<pid>-" + mkstemp's random part + ".tmp" + suffix.
+_TEMP_MARK = ".dipnet-"
+_TEMP_NAME = re.compile(r"^\..+\.dipnet-(?P<pid>[0-9]+)-[A-Za-z0-9_]+\.tmp(\.[A-Za-z0-9]+)?$")
 
 
 def _read_umask() -> int:
@@ -109,7 +125,7 @@ def atomic_output(
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name[:_MAX_PREFIX_NAME]}.", suffix=f".tmp{suffix}", dir=parent
+        prefix=f".{target.name[:_MAX_PREFIX_NAME]}{_TEMP_MARK}{os.getpid()}-", suffix=f".tmp{suffix}", dir=parent
     )
     os.close(fd)
     tmp = Path(tmp_name)
@@ -135,3 +151,54 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: 
         with open(tmp, "wb") as fh:
             fh.write(data)
     return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> Path:
+    """Write ``text`` as UTF-8 to ``path`` atomically (see :func:`atomic_output`); returns the path."""
+    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0 only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists but belongs to another user, or cannot tell: keep the file
+    return True
+
+
+def is_stale_temp_file(path: str | os.PathLike[str]) -> bool:
+    """True for a temporary file of :func:`atomic_output` whose writing process is gone."""
+    match = _TEMP_NAME.match(Path(path).name)
+    return match is not None and not _process_alive(int(match.group("pid")))
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete our temporary files in ``folder`` left by processes that no longer run.
+
+    Only names of our own pattern whose process id is not alive are touched, and
+    only regular files; anything that cannot be listed or removed is left alone.
+    Returns the removed paths.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if _TEMP_MARK not in entry.name or not is_stale_temp_file(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            os.unlink(entry.path)
+        except OSError as exc:
+            logger.info("could not remove stale temporary file %s: %s", entry.path, exc)
+            continue
+        removed.append(Path(entry.path))
+    if removed:
+        logger.info("removed %d stale temporary file(s) in %s", len(removed), folder)
+    return removed

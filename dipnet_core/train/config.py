@@ -22,6 +22,8 @@ from typing import Any
 
 import tomllib
 
+from ..errors import ConfigError as _CoreConfigError
+
 __all__ = [
     "PRESETS",
     "ConfigError",
@@ -47,7 +49,7 @@ __all__ = [
 MIN_LR_PATCH = 15  # ESA: stride-2 3x3 conv then a 7x7 max-pool
 
 
-class ConfigError(ValueError):
+class ConfigError(_CoreConfigError):
     """A config file or value is invalid; the message names the offending key."""
 
 
