@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import InputError, OutputError, describe_os_error
 from ..io import atomic_write_text
+from ..io.atomic import file_blocking_folder
 from .plan import BatchItem, image_pixels, validate_items
 
 REPORT_NAME = "dipnet-batch-report.json"
@@ -84,12 +85,12 @@ class BatchReport:
     def save(self, path: str | Path) -> Path:
         """Write the report atomically; raises :class:`ReportWriteError` saying plainly what failed."""
         path = Path(path)
+        blocker = file_blocking_folder(path.parent)
+        if blocker is not None:
+            raise ReportWriteError(f"cannot write the report {path}: '{blocker}' is a file, not a folder")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
-        except (FileExistsError, NotADirectoryError) as exc:
-            raise ReportWriteError(f"cannot write the report {path}: a part of its folder path "
-                                   "is a file, not a folder") from exc
         except OSError as exc:
             raise ReportWriteError(f"cannot write the report {path}: {describe_os_error(exc)}") from exc
         return path

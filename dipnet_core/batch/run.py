@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import Cancelled, DipnetError, describe_os_error
 from ..io import ImageWriteError, read_image, remove_stale_temp_files, write_image
+from ..io.atomic import file_blocking_folder
 from .plan import BatchItem
 from .report import BatchReport, ReportEntry
 
@@ -156,13 +157,10 @@ def _error_text(path: Path, exc: BaseException) -> str:
 
 def _prepare_folder(output: Path) -> None:
     """Create the output's folder; a file where a folder is needed gets a plain message."""
-    folder = output.parent
-    for part in (folder, *folder.parents):
-        if os.path.lexists(part):
-            if not part.is_dir():
-                raise ImageWriteError.about(output, f"'{part}' is a file, not a folder")
-            break
-    folder.mkdir(parents=True, exist_ok=True)
+    blocker = file_blocking_folder(output.parent)
+    if blocker is not None:
+        raise ImageWriteError.about(output, f"'{blocker}' is a file, not a folder")
+    output.parent.mkdir(parents=True, exist_ok=True)
 
 
 def animation_warning(path: Path, frames: int) -> str:
@@ -264,7 +262,7 @@ def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: Batc
             img = read_image(item.input)
             if img.frames > 1:
                 warning = animation_warning(item.input, img.frames)
-                logger.warning("%s", warning)
+                logger.info("%s", warning)  # the caller shows it (event and report)
             result = upscale_image(img, active, cancel=cancel, progress=on_tile)
             if cancel is not None and cancel.cancelled:
                 raise Cancelled("cancelled by the user")

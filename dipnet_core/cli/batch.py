@@ -51,14 +51,14 @@ def add_parser(sub: Any) -> None:
 
 def _check_output_folder(out_dir: Path) -> None:
     """A usage error, before any work, when the output folder cannot exist."""
+    from ..io.atomic import file_blocking_folder
+
     if out_dir.exists() and not out_dir.is_dir():
         raise CliError(f"output {out_dir} exists and is not a folder", EXIT_USAGE)
-    for part in out_dir.parents:
-        if os.path.lexists(part):
-            if not part.is_dir():
-                raise CliError(f"output folder {out_dir} cannot be created: '{part}' is a file, not a folder",
-                               EXIT_USAGE)
-            break
+    blocker = file_blocking_folder(out_dir)
+    if blocker is not None:
+        raise CliError(f"output folder {out_dir} cannot be created: '{blocker}' is a file, not a folder",
+                       EXIT_USAGE)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     print(summary + ("" if report_error else f"; report: {report_path}"), file=sys.stderr)
     if report_error is not None:
         # The images are written; only the record of them is missing.
-        err(f"{report_error}. the upscaled images were written; only the report is missing")
+        err(f"{report_error}; the upscaled images were written, only the report is missing")
     if report.cancelled:
         print("cancelled; finished files are kept, no partial files were written", file=sys.stderr)
         return EXIT_CANCELLED

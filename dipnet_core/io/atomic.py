@@ -105,7 +105,7 @@ def _publish_no_clobber(tmp: Path, target: Path) -> None:
 
 @contextmanager
 def atomic_output(
-    path: str | os.PathLike[str], suffix: str | None = None, *, overwrite: bool = True
+    path: str | os.PathLike[str], suffix: str | None = None, *, overwrite: bool = True, mode: int | None = None
 ) -> Iterator[Path]:
     """Yield a temporary path; on success it is renamed to ``path``.
 
@@ -113,7 +113,10 @@ def atomic_output(
     ``path``) for writers that pick their format from the name. Parent folders
     are created. If the ``with`` body raises, the temporary file is deleted and
     ``path`` is left untouched. With ``overwrite=False`` an existing ``path``
-    raises :class:`FileExistsError`, also if it appears while writing.
+    raises :class:`FileExistsError`, also if it appears while writing. ``mode`` sets
+    the permission bits of the result (default: those of the file it replaces, else
+    what ``open()`` would give). The data is fsynced before the rename, and the
+    folder after it.
     """
     target = Path(path)
     if suffix is None:
@@ -132,7 +135,7 @@ def atomic_output(
     try:
         yield tmp
         _fsync_file(tmp)
-        os.chmod(tmp, _final_mode(target))
+        os.chmod(tmp, _final_mode(target) if mode is None else mode)
         if overwrite:
             os.replace(tmp, target)
         else:
@@ -144,10 +147,11 @@ def atomic_output(
     _fsync_dir(parent)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True,
+                       mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_output`); returns the path."""
     target = Path(path)
-    with atomic_output(target, overwrite=overwrite) as tmp:
+    with atomic_output(target, overwrite=overwrite, mode=mode) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
     return target
@@ -156,6 +160,19 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> Path:
     """Write ``text`` as UTF-8 to ``path`` atomically (see :func:`atomic_output`); returns the path."""
     return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def file_blocking_folder(folder: str | os.PathLike[str]) -> Path | None:
+    """The existing *file* that stands where ``folder`` or one of its parents must be a folder.
+
+    ``c.png/out/`` with ``c.png`` a regular file gives ``c.png``: creating the folder
+    would fail with a bare ``[Errno 17] File exists`` or ``[Errno 20] Not a directory``.
+    """
+    here = Path(folder)
+    for part in (here, *here.parents):
+        if os.path.lexists(part):
+            return None if part.is_dir() else part
+    return None
 
 
 def _process_alive(pid: int) -> bool:

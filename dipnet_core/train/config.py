@@ -372,11 +372,9 @@ def save_config(cfg: TrainConfig, path: str | Path) -> Path:
         text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
     else:
         text = dumps_toml(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from ..io.atomic import atomic_write_text
+
+    return atomic_write_text(path, text)
 
 
 # ---------------------------------------------------------------- presets
