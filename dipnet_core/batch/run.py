@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Union
 from ..errors import Cancelled, DipnetError, describe_os_error
 from ..io import ImageWriteError, read_image, remove_stale_temp_files, write_image
 from ..io.atomic import file_blocking_folder
+from .animation import animation_plan, upscale_animation
 from .plan import BatchItem
 from .report import BatchReport, ReportEntry
 
@@ -163,10 +164,10 @@ def _prepare_folder(output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
 
 
-def animation_warning(path: Path, frames: int) -> str:
+def animation_warning(path: Path, frames: int, why: str = "") -> str:
     """The warning for a multi-frame input of which only the first frame is upscaled."""
-    return (f"{path}: has {frames} frames (an animation or a multi-page file); only the first frame "
-            "was upscaled")
+    why = why or "an animation or a multi-page file; only the first frame was upscaled"
+    return f"{path}: has {frames} frames: {why}"
 
 
 UpscalerSource = Union["TiledUpscaler", Callable[[], "TiledUpscaler"]]
@@ -218,11 +219,37 @@ class _UpscalerSource:
             self._upscaler.close()  # stops the tile worker threads of the upscaler we created
 
 
+def _upscale_item(item: BatchItem, upscaler: Any, quality: int, cancel: CancelToken | None,
+                  on_tile: Callable[..., None]) -> str:
+    """Read, upscale and write one item; returns its warning ("" when none)."""
+    from ..engine import upscale_image
+
+    img = read_image(item.input)
+    warning = ""
+    if img.frames > 1:
+        scale = int(getattr(getattr(upscaler, "backend", None), "scale", 4))
+        animation, why = animation_plan(item.input, img, item.output, scale)
+        if animation is not None:
+            _prepare_folder(item.output)
+            upscale_animation(item.input, item.output, animation, upscaler, quality=quality, cancel=cancel,
+                              progress=lambda tp, i: on_tile(tp, frame=i, frames=animation.frames))
+            return ""
+        warning = animation_warning(item.input, img.frames, why)
+        logger.info("%s", warning)  # the caller shows it (event and report)
+    result = upscale_image(img, upscaler, cancel=cancel, progress=on_tile)
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled("cancelled by the user")
+    _prepare_folder(item.output)
+    # Plan time checked outputs against every input by path; the writer re-checks this item's
+    # own input by file identity (hard links, case-insensitive folders). Passing every input
+    # would cost a stat per input per file: quadratic on big folders.
+    write_image(item.output, result, quality=quality, overwrite=True, protect=(item.input,))
+    return warning
+
+
 def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: BatchReport,
                emit: Callable[[BatchEvent], None], quality: int, cancel: CancelToken | None,
                pause: threading.Event | None) -> None:
-    from ..engine import upscale_image
-
     eta = _Eta(items)
 
     def failed(pos: int, item: BatchItem, error: str) -> None:
@@ -248,8 +275,8 @@ def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: Batc
         paused_before = eta.paused_s
 
         def on_tile(tp: TileProgress, _pos: int = pos, _item: BatchItem = item, _t0: float = t0,
-                    _p0: float = paused_before) -> None:
-            frac = tp.done / tp.total if tp.total else 0.0
+                    _p0: float = paused_before, frame: int = 0, frames: int = 1) -> None:
+            frac = ((tp.done / tp.total if tp.total else 0.0) + frame) / frames
             spent = time.monotonic() - _t0 - (eta.paused_s - _p0)
             emit(ItemProgress(_item.index, tp, eta.snapshot(_pos, frac, spent)))
             # Pausing inside the tile callback holds the engine between tiles.
@@ -257,20 +284,8 @@ def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: Batc
 
         # Outside the per-file try: a backend that cannot be built is not this file's fault.
         active = source.get()
-        warning = ""
         try:
-            img = read_image(item.input)
-            if img.frames > 1:
-                warning = animation_warning(item.input, img.frames)
-                logger.info("%s", warning)  # the caller shows it (event and report)
-            result = upscale_image(img, active, cancel=cancel, progress=on_tile)
-            if cancel is not None and cancel.cancelled:
-                raise Cancelled("cancelled by the user")
-            _prepare_folder(item.output)
-            # Plan time checked outputs against every input by path; the writer re-checks this item's
-            # own input by file identity (hard links, case-insensitive folders). Passing every input
-            # would cost a stat per input per file: quadratic on big folders.
-            write_image(item.output, result, quality=quality, overwrite=True, protect=(item.input,))
+            warning = _upscale_item(item, active, quality, cancel, on_tile)
         except Cancelled:
             report.cancelled = True
             break

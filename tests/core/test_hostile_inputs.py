@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -327,21 +328,50 @@ def test_frames_are_counted(tmp_path: Path, suffix: str) -> None:
 
 
 @needs_builtin
-def test_animated_input_warns_per_file_and_in_the_report(capsys, tmp_path: Path) -> None:
+def test_animation_is_upscaled_frame_by_frame(capsys, tmp_path: Path) -> None:
     anim = _animated_gif(tmp_path / "in" / "anim.gif")
     _png(tmp_path / "in" / "still.png")
     out = tmp_path / "out"
     rc, _, err = _run(capsys, "batch", tmp_path / "in", "-o", out, *ENGINE)
-    warning = f"{anim}: has 3 frames (an animation or a multi-page file); only the first frame was upscaled"
-    assert rc == 0 and f"warning: {warning}" in err and ", 1 with warnings" in err
+    assert rc == 0 and "warning" not in err
+    with Image.open(out / "anim_x4.png") as im:  # a GIF has no writer here: PNG, animated (APNG)
+        assert im.n_frames == 3 and im.size == (64, 48)
+        reds = []
+        for i in range(3):
+            im.seek(i)
+            reds.append(int(np.asarray(im.convert("RGB"))[..., 0].mean()))
+    assert reds[0] < reds[1] < reds[2]  # each frame is its own picture, in order
     report = _report(out)
-    assert {Path(e["input"]).name: e.get("warning") for e in report["done"]} == {"anim.gif": warning,
-                                                                                   "still.png": None}
-    assert report["counts"]["warnings"] == 1
-    assert BatchReport.load(out / REPORT_NAME).warnings[0].warning == warning
+    assert report["counts"] == {"done": 2, "skipped": 0, "failed": 0, "warnings": 0}
 
-    rc, _, err = _run(capsys, "upscale", anim, "-o", tmp_path / "one.png", *ENGINE)
-    assert rc == 0 and f"warning: {warning}" in err
+    webp = tmp_path / "anim.webp"
+    rc, _, err = _run(capsys, "upscale", anim, "-o", webp, *ENGINE)
+    assert rc == 0 and "warning" not in err
+    with Image.open(webp) as im:
+        assert im.n_frames == 3 and im.size == (64, 48)
+
+
+@needs_builtin
+def test_frames_that_the_output_cannot_hold_are_warned_per_file_and_in_the_report(capsys, tmp_path: Path) -> None:
+    anim = _animated_gif(tmp_path / "in" / "anim.gif")
+    pages = tmp_path / "in" / "scan.tif"
+    Image.new("RGB", (16, 12), (9, 9, 9)).save(pages, save_all=True,
+                                              append_images=[Image.new("RGB", (16, 12), (99, 9, 9))])
+    out = tmp_path / "out"
+    rc, _, err = _run(capsys, "batch", tmp_path / "in", "-o", out, "--format", "jpg", *ENGINE)
+    gif_warning = (f"{anim}: has 3 frames: an animation; .jpg output holds one frame, so only the first "
+                   "was upscaled")
+    tif_warning = f"{pages}: has 2 frames: a multi-page TIFF; only the first page was upscaled"
+    assert rc == 0 and f"warning: {gif_warning}" in err and f"warning: {tif_warning}" in err
+    assert ", 2 with warnings" in err
+    report = _report(out)
+    assert {Path(e["input"]).name: e.get("warning") for e in report["done"]} == {"anim.gif": gif_warning,
+                                                                                   "scan.tif": tif_warning}
+    assert report["counts"]["warnings"] == 2
+    assert BatchReport.load(out / REPORT_NAME).warnings[0].warning == gif_warning
+
+    rc, _, err = _run(capsys, "upscale", pages, "-o", tmp_path / "one.tif", *ENGINE)
+    assert rc == 0 and f"warning: {pages}: has 2 frames: a multi-page TIFF" in err
 
 
 # ---------------------------------------------------------------------------------------------- 10: zero width

@@ -173,3 +173,14 @@ def test_dataset_builder_uses_the_atomic_write(tmp_path: Path, fsynced: list[Pat
     for target in (manifest, png):
         assert _written_through_atomic(target, fsynced)
         assert target.stat().st_mode & 0o777 == bd.FILE_MODE
+
+
+def test_the_app_treats_the_core_hierarchy_as_expected() -> None:
+    from app.errors import is_expected, user_message
+
+    for exc in (errors.InputError("x.png: bad"), errors.OutputError("y"), errors.ModelError("m"),
+                errors.ConfigError("c"), errors.Cancelled("stop")):
+        assert is_expected(exc), exc
+    assert not is_expected(KeyError("bug"))
+    assert user_message(errors.InputError("cannot read 'x.png': file is empty")) == \
+        "cannot read 'x.png': file is empty"
