@@ -10,7 +10,6 @@ output folder are removed before the first write into it.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -231,8 +230,9 @@ def _upscale_item(item: BatchItem, upscaler: Any, quality: int, cancel: CancelTo
         animation, why = animation_plan(item.input, img, item.output, scale)
         if animation is not None:
             _prepare_folder(item.output)
+            frames = animation.frames
             upscale_animation(item.input, item.output, animation, upscaler, quality=quality, cancel=cancel,
-                              progress=lambda tp, i: on_tile(tp, frame=i, frames=animation.frames))
+                              progress=lambda tp, i: on_tile(tp, frame=i, frames=frames))
             return ""
         warning = animation_warning(item.input, img.frames, why)
         logger.info("%s", warning)  # the caller shows it (event and report)
