@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import ImageReadError, is_image_path, read_image
+from .io.formats import DECODER_FORMATS
 
 __all__ = ["IMAGE_SUFFIXES", "READ_ERRORS", "image_size", "read_rgb_uint8", "scan_images"]
 
@@ -43,7 +44,7 @@ def image_size(path: Path) -> tuple[int, int]:
     """(height, width) from the header only; full decoding is deferred to first use."""
     from PIL import Image
 
-    with Image.open(path) as im:
+    with Image.open(path, formats=DECODER_FORMATS) as im:  # never a plugin that runs a program
         w, h = im.size
     return h, w
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import tomllib
 
+from ..errors import ConfigError as _CoreConfigError
 from ..models.blocks import min_input_size
 
 __all__ = [
@@ -54,7 +55,7 @@ MIN_LR_PATCH = min_input_size()  # ESA: stride-2 3x3 conv then a 7x7 max-pool
 BUILTIN = "builtin"
 
 
-class ConfigError(ValueError):
+class ConfigError(_CoreConfigError):
     """A config file or value is invalid; the message names the offending key."""
 
 
@@ -404,11 +405,9 @@ def save_config(cfg: TrainConfig, path: str | Path) -> Path:
         text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
     else:
         text = dumps_toml(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from ..io.atomic import atomic_write_text
+
+    return atomic_write_text(path, text)
 
 
 # ---------------------------------------------------------------- presets

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..errors import InputError
 from ..image_folder import IMAGE_SUFFIXES, READ_ERRORS, image_size, read_rgb_uint8, scan_images
 from ..models.blocks import min_input_size
 from ..resize import bicubic_downscale_uint8, imresize, modcrop
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 
-class DataError(RuntimeError):
+class DataError(InputError, RuntimeError):
     """No usable training data (the message says why and lists what was skipped)."""
 
 
