@@ -133,6 +133,15 @@ def test_missing_builtin_teacher_is_a_clear_error_before_any_training(
         run_pipeline(cfg, resume=False)
     assert not (tmp_path / "run" / "stages").exists()
 
+    # the CLI says it once, before it creates anything
+    from dipnet_core.train.cli import add_train_arguments, train_main
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    args = p.parse_args(["--preset", "adapt", "--data", str(data_dir), "--out", str(tmp_path / "cli")])
+    assert train_main(args) == 1
+    assert not (tmp_path / "cli").exists()
+
 
 def test_cli_adapt_preset_takes_an_imported_teacher(data_dir: Path, tiny_teacher: Path, tmp_path: Path) -> None:
     from dipnet_core.train.cli import add_train_arguments, config_from_args
