@@ -502,7 +502,7 @@ def _adapt() -> TrainConfig:
         teacher=TeacherConfig(kind="file", path=BUILTIN),
         distill=DistillConfig(alpha=1.0, beta=0.1,
                               stages=[ProgressiveStage(32, 1000, 8), ProgressiveStage(48, 600, 8)],
-                              lr=2e-4, min_lr_ratio=0.05, warmup_steps=50, phase_warmup_steps=50,
+                              lr=1e-4, min_lr_ratio=0.05, warmup_steps=50, phase_warmup_steps=50,
                               ema_decay=0.995),
         prune=PruneConfig(enabled=False),
         finetune=FinetuneConfig(steps=0),
