@@ -77,7 +77,7 @@ def estimate_run(ctx: RunContext, only: list[str] | None = None, prune_rounds: i
         if key not in measured:
             measured[key] = seconds_per_step(make(), patch, batch, scale, device, teacher)
         per_step[stage] = round(measured[key], 4)
-        stages[stage] = round(measured[key] * left, 1)
+        stages[stage] = round(measured[key] * left, 3)
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         tc = cfg.teacher
