@@ -13,6 +13,7 @@ discovered in the output image.
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,13 @@ def load_model(path: str | Path) -> LoadedModel:
     Descriptor fields that the probe run contradicts are corrected, each with a
     :class:`ModelWarning` (also listed in ``LoadedModel.warnings``).
     """
-    path = Path(path)
+    loaded = _load(Path(path))
+    for note in loaded.warnings:
+        warnings.warn(note, ModelWarning, stacklevel=2)
+    return loaded
+
+
+def _load(path: Path) -> LoadedModel:
     if not path.exists():
         raise ModelLoadError(path, "file not found")
     if path.is_dir():

@@ -10,7 +10,6 @@ loader refuses the file.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from .descriptor import ModelDescriptor
-from .registry import ModelLoadError, ModelWarning
+from .registry import ModelLoadError
 
 # Small enough to cost nothing, large enough for ESA (15 px) and window-based models' padding.
 PROBE_SIZE = 16
@@ -142,8 +141,8 @@ def reconcile(path: Path, descriptor: ModelDescriptor, measured: ProbeResult,
               notes: list[str]) -> ModelDescriptor:
     """The descriptor with scale and channels corrected to what the probe measured.
 
-    Each correction is appended to ``notes`` and issued as a :class:`ModelWarning`:
-    the weights decide what the model computes, so trusting them over the
+    Each correction is appended to ``notes`` (issued as a :class:`ModelWarning` by
+    the loader): the weights decide what the model computes, so trusting them over the
     metadata gives the right image instead of a cropped or failing one.
     """
     fixes = {}
@@ -151,12 +150,11 @@ def reconcile(path: Path, descriptor: ModelDescriptor, measured: ProbeResult,
         claimed, real = getattr(descriptor, field_name), getattr(measured, field_name)
         if claimed != real:
             fixes[field_name] = real
-            note_correction(path, f"its descriptor says {field_name}={claimed} but the model computes "
+            note_correction(path, f"its descriptor says {field_name}={claimed} but the model itself has "
                                   f"{field_name}={real}; using {real}", notes)
     return replace(descriptor, **fixes) if fixes else descriptor
 
 
 def note_correction(path: Path, text: str, notes: list[str]) -> None:
-    message = f"model '{path}': {text}"
-    notes.append(message)
-    warnings.warn(message, ModelWarning, stacklevel=4)
+    """Record one correction; :func:`~.loader.load_model` issues each as a :class:`ModelWarning`."""
+    notes.append(f"model '{path}': {text}")
