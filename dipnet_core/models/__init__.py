@@ -21,5 +21,6 @@ __all__ = [
     "Architecture", "BlockWidths", "DIPNet", "DIPNetConfig", "DIPNetSkeleton", "DescriptorError",
     "LoadedModel", "ModelDescriptor", "ModelFile", "ModelLoadError", "ModelWarning", "ProbeResult",
     "count_parameters", "detect_dipnet_config", "dipnet_descriptor", "load_model", "min_input_size",
-    "probe_onnx", "read_descriptor", "register", "registered_architectures", "save_model", "unwrap_state_dict",
+    "probe_onnx", "read_descriptor", "register", "registered_architectures", "save_model",
+    "unwrap_state_dict",
 ]

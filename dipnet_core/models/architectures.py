@@ -18,8 +18,10 @@ from .blocks import min_input_size
 from .descriptor import DESCRIPTOR_KEY, DescriptorError, ModelDescriptor
 from .dipnet import BlockWidths, DIPNet, DIPNetConfig, count_parameters
 from .probe import (
+    ONNX_PROBE_SIZE,
     ProbeResult,
     note_correction,
+    onnx_input_names,
     onnx_static_input_channels,
     probe_module,
     probe_onnx,
@@ -101,14 +103,16 @@ def _build_from_file(f: ModelFile, notes: list[str]) -> DIPNet:
             # The claim can settle what shapes cannot (e.g. 1 vs 3 output channels).
             return build_dipnet(sd, claimed)
         except (RuntimeError, ValueError, KeyError):
-            note_correction(path, f"its descriptor's architecture ({claimed.widths_label()}, x{claimed.scale}, "
-                                  f"{claimed.in_ch}->{claimed.out_ch} channels) does not fit the weights; "
-                                  f"using the one read from the weights ({detected.widths_label()}, "
-                                  f"x{detected.scale}, {detected.in_ch}->{detected.out_ch} channels)", notes)
+            note_correction(path, f"its descriptor's architecture ({_label(claimed)}) does not fit the "
+                                  f"weights; using the one read from the weights ({_label(detected)})", notes)
     try:
         return build_dipnet(sd, detected)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ModelLoadError(path, f"DIPNet weights do not match their architecture ({exc})") from exc
+
+
+def _label(config: DIPNetConfig) -> str:
+    return f"{config.widths_label()}, x{config.scale}, {config.in_ch}->{config.out_ch} channels"
 
 
 def _load_dipnet(f: ModelFile) -> LoadedModel:
@@ -124,12 +128,13 @@ def _load_dipnet(f: ModelFile) -> LoadedModel:
         if descriptor.arch != "dipnet":
             note_correction(path, f"its descriptor says arch '{descriptor.arch}' but the weights are a "
                                   "DIPNet; using 'dipnet'", notes)
-        if descriptor.min_size < min_input_size():
+        needed = min_input_size()
+        if descriptor.min_size < needed:
             note_correction(path, f"its descriptor says min_size={descriptor.min_size}, below the "
-                                  f"{min_input_size()} px DIPNet's attention needs; using {min_input_size()}", notes)
+                                  f"{needed} px DIPNet's attention needs; using {needed}", notes)
         descriptor = replace(
             descriptor, arch="dipnet", config=cfg.to_dict(), params=count_parameters(model),
-            min_size=max(descriptor.min_size, min_input_size()), source=descriptor.source or str(path),
+            min_size=max(descriptor.min_size, needed), source=descriptor.source or str(path),
         )
         # Channels and scale come from the built model; the probe below checks it computes them.
         built = ProbeResult(scale=cfg.scale, in_channels=cfg.in_ch, out_channels=cfg.out_ch)
@@ -148,20 +153,27 @@ DIPNET = Architecture(
 # ------------------------------------------------------------------------------------------------ ONNX
 
 
+def onnx_descriptor(path: Path, proto: Any) -> ModelDescriptor | None:
+    """The descriptor in an ONNX file's metadata (arch set to "onnx"), or None when it has none."""
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if DESCRIPTOR_KEY not in meta:
+        return None
+    try:
+        descriptor = ModelDescriptor.from_json(meta[DESCRIPTOR_KEY])
+    except DescriptorError as exc:
+        raise ModelLoadError(path, f"descriptor metadata is malformed: {exc}") from exc
+    return replace(descriptor, arch="onnx", source=str(path))
+
+
 def _load_onnx(f: ModelFile) -> LoadedModel:
     path, proto, notes = f.path, f.onnx, []
-    meta = {p.key: p.value for p in proto.metadata_props}
-    if DESCRIPTOR_KEY in meta:
-        try:
-            descriptor = ModelDescriptor.from_json(meta[DESCRIPTOR_KEY])
-        except DescriptorError as exc:
-            raise ModelLoadError(path, f"descriptor metadata is malformed: {exc}") from exc
-        descriptor = replace(descriptor, arch="onnx", source=str(path))
-    else:
-        descriptor = None
-    static_channels = onnx_static_input_channels(proto)
-    channels = static_channels or (descriptor.in_channels if descriptor else 3)
-    size = max(32, descriptor.min_size) if descriptor else 32
+    descriptor = onnx_descriptor(path, proto)
+    if descriptor is not None and onnx_input_names(proto)[1:3] == ["ry", "rx_t"]:
+        # The engine's grid-aware export needs ESA grid matrices as inputs, which a plain
+        # image probe cannot supply; its descriptor was written by our exporter.
+        return LoadedModel(descriptor=descriptor, module=None, path=path)
+    channels = onnx_static_input_channels(proto) or (descriptor.in_channels if descriptor else 3)
+    size = max(ONNX_PROBE_SIZE, descriptor.min_size) if descriptor else ONNX_PROBE_SIZE
     input_range = descriptor.input_range if descriptor else (0.0, 1.0)
     measured = probe_onnx(path, channels=channels, size=size, input_range=input_range)
     if descriptor is None:

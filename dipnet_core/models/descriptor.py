@@ -45,7 +45,7 @@ class ModelDescriptor:
 
     @classmethod
     def from_json(cls, text: str) -> ModelDescriptor:
-        """Parse and validate; raises :class:`DescriptorError` naming the problem. Unknown keys are ignored."""
+        """Parse and validate; raises :class:`DescriptorError` naming the problem. Ignores unknown keys."""
         try:
             d = json.loads(text)
         except (json.JSONDecodeError, TypeError) as exc:
@@ -120,8 +120,8 @@ def _json_kind(value: Any) -> str:
 def _text(values: dict[str, Any], key: str, allow_empty: bool = True) -> str:
     value = values[key]
     if not isinstance(value, str) or (not allow_empty and not value):
-        raise DescriptorError(f"'{key}' must be a non-empty string, not {_json_kind(value)}" if not allow_empty
-                              else f"'{key}' must be a string, not {_json_kind(value)}")
+        kind = "a string" if allow_empty else "a non-empty string"
+        raise DescriptorError(f"'{key}' must be {kind}, not {_json_kind(value)}")
     return value
 
 

@@ -177,10 +177,18 @@ def _load(path: Path) -> LoadedModel:
 
 
 def read_descriptor(path: str | Path) -> ModelDescriptor:
-    """Descriptor only, cheap for listings; falls back to a full load for files without metadata."""
+    """Descriptor only, cheap for listings: not probed, so a lie shows only when the model loads.
+
+    Falls back to a full load for files without metadata.
+    """
     path = Path(path)
-    if path.suffix.lower() == ".safetensors":
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
         meta = _safetensors_metadata(path)
         if DESCRIPTOR_KEY in meta:
             return _parse_descriptor(path, meta[DESCRIPTOR_KEY])
+    elif suffix == ".onnx" and path.is_file():
+        descriptor = architectures.onnx_descriptor(path, _read_onnx(path).onnx)
+        if descriptor is not None:
+            return descriptor
     return load_model(path).descriptor

@@ -65,12 +65,13 @@ def measure_output(path: Path, output: Any, channels: int, size: int) -> ProbeRe
     scale = h // size
     if scale < 1 or h != size * scale or w != size * scale:
         raise ModelLoadError(
-            path, f"a {size}x{size} probe gave a {h}x{w} output, not the same integer upscale in both directions"
+            path, f"a {size}x{size} probe gave a {h}x{w} output, not one integer upscale in both directions"
         )
     finite = bool(torch.isfinite(output).all()) if isinstance(output, torch.Tensor) else bool(
         np.isfinite(output).all())
     if not finite:
-        raise ModelLoadError(path, "the model computes NaN or infinite values on a probe input; the file is broken")
+        raise ModelLoadError(path, "the model computes NaN or infinite values on a probe input; "
+                                   "the file is broken")
     return ProbeResult(scale=scale, in_channels=channels, out_channels=out_ch)
 
 
@@ -94,10 +95,19 @@ def probe_module(path: Path, module: nn.Module, descriptor: ModelDescriptor) -> 
     return measure_output(path, y, channels, size)
 
 
+def _onnx_inputs(proto: Any) -> list[Any]:
+    initializers = {i.name for i in proto.graph.initializer}
+    return [i for i in proto.graph.input if i.name not in initializers]
+
+
+def onnx_input_names(proto: Any) -> list[str]:
+    """Names of an ONNX graph's real inputs (graph inputs that are not initializers)."""
+    return [i.name for i in _onnx_inputs(proto)]
+
+
 def onnx_static_input_channels(proto: Any) -> int | None:
     """The channel dimension of an ONNX graph's first real input, when the graph fixes it."""
-    initializers = {i.name for i in proto.graph.initializer}
-    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    inputs = _onnx_inputs(proto)
     if not inputs:
         return None
     dims = inputs[0].type.tensor_type.shape.dim

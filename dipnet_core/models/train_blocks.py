@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..reparam import fuse_submodules
 from .blocks import RRFB, conv3x3
 from .dipnet import BlockWidths, DIPNet, DIPNetConfig, DIPNetSkeleton
 
@@ -149,7 +150,7 @@ def _identity_kernel(channels: int, like: torch.Tensor) -> torch.Tensor:
     return F.pad(eye, [1, 1, 1, 1])
 
 
-class _TrainForm:
+class _TrainForm(nn.Module):
     """Shared ``reparameterize`` of the training-form skeletons: fuse every unit, return the deploy twin."""
 
     def deploy_twin(self) -> nn.Module:
@@ -158,9 +159,6 @@ class _TrainForm:
 
     @torch.no_grad()
     def reparameterize(self) -> nn.Module:
-        from ..reparam import fuse_submodules
-
-        assert isinstance(self, nn.Module)
         p = next(self.parameters())
         deploy = self.deploy_twin().to(device=p.device, dtype=p.dtype)
         deploy.load_state_dict(fuse_submodules(self).state_dict(), strict=True)

@@ -26,6 +26,7 @@ from dipnet_core.models import (
     save_model,
 )
 from dipnet_core.models.descriptor import DESCRIPTOR_KEY
+from dipnet_core.resources import builtin_model_path
 
 TINY = DIPNetConfig.uniform(8, 8, n_blocks=1, esa=4)
 
@@ -90,9 +91,11 @@ def test_onnx_with_scalar_output_is_a_load_error(tmp_path: Path) -> None:
 
 def test_onnx_with_malformed_descriptor_is_a_load_error(tmp_path: Path) -> None:
     nodes, inits = _resize_x2_nodes()
-    path = _onnx_file(tmp_path / "meta.onnx", nodes, [1, 3, "H", "W"], descriptor="[1, 2]", initializers=inits)
-    with pytest.raises(ModelLoadError, match=r"meta\.onnx.*JSON object"):
-        load_model(path)
+    path = _onnx_file(tmp_path / "meta.onnx", nodes, [1, 3, "H", "W"], descriptor="[1, 2]",
+                      initializers=inits)
+    for load in (load_model, read_descriptor):
+        with pytest.raises(ModelLoadError, match=r"meta\.onnx.*JSON object"):
+            load(path)
 
 
 def test_onnx_without_descriptor_gets_its_scale_from_the_probe(tmp_path: Path) -> None:
@@ -162,12 +165,16 @@ def test_honest_files_load_without_warnings(tmp_path: Path) -> None:
     model = _tiny()
     loaded = load_model(save_model(tmp_path / "honest.safetensors", model, dipnet_descriptor(model)))
     assert loaded.warnings == [] and loaded.descriptor.scale == 4
+    shipped_onnx = builtin_model_path().with_suffix(".onnx")
+    loaded = load_model(shipped_onnx)
+    assert loaded.warnings == [] and (loaded.descriptor.arch, loaded.descriptor.scale) == ("onnx", 4)
 
 
 def test_onnx_descriptor_scale_lie_is_corrected(tmp_path: Path) -> None:
     nodes, inits = _resize_x2_nodes()
     lie = '{"arch": "onnx", "scale": 4, "name": "onnx liar"}'
-    path = _onnx_file(tmp_path / "onnx_liar.onnx", nodes, [1, 3, "H", "W"], descriptor=lie, initializers=inits)
+    path = _onnx_file(tmp_path / "onnx_liar.onnx", nodes, [1, 3, "H", "W"], descriptor=lie,
+                      initializers=inits)
     with pytest.warns(ModelWarning, match=r"onnx_liar\.onnx.*scale=4.*scale=2"):
         loaded = load_model(path)
     assert loaded.descriptor.scale == 2 and loaded.descriptor.name == "onnx liar"
