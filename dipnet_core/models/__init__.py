@@ -1,8 +1,15 @@
-"""Model architectures, descriptors and loading."""
+"""Model architectures, descriptors and loading.
 
-from .blocks import min_input_size
+The torch modules load lazily: descriptors and ``.onnx`` files work without torch
+(the upscale-only install).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import BlockWidths, DIPNetConfig
 from .descriptor import DescriptorError, ModelDescriptor
-from .dipnet import BlockWidths, DIPNet, DIPNetConfig, DIPNetSkeleton, count_parameters
 from .loader import (
     LoadedModel,
     ModelLoadError,
@@ -17,6 +24,9 @@ from .loader import (
 from .probe import ProbeResult, probe_onnx
 from .registry import Architecture, ModelFile, register, registered_architectures
 
+_LAZY = {"DIPNet": "dipnet", "DIPNetSkeleton": "dipnet", "count_parameters": "dipnet",
+         "min_input_size": "blocks"}
+
 __all__ = [
     "Architecture", "BlockWidths", "DIPNet", "DIPNetConfig", "DIPNetSkeleton", "DescriptorError",
     "LoadedModel", "ModelDescriptor", "ModelFile", "ModelLoadError", "ModelWarning", "ProbeResult",
@@ -24,3 +34,11 @@ __all__ = [
     "probe_onnx", "read_descriptor", "register", "registered_architectures", "save_model",
     "unwrap_state_dict",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 Each entry detects its files and loads them into a :class:`~.registry.LoadedModel`
 whose descriptor has been checked against a probe run (see :mod:`.probe`).
+torch is imported only where a torch model is built: ONNX files load without it.
 """
 
 from __future__ import annotations
@@ -9,14 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from .blocks import min_input_size
+from .config import BlockWidths, DIPNetConfig
 from .descriptor import DESCRIPTOR_KEY, DescriptorError, ModelDescriptor
-from .dipnet import BlockWidths, DIPNet, DIPNetConfig, count_parameters
 from .probe import (
     ONNX_PROBE_SIZE,
     ProbeResult,
@@ -29,6 +26,12 @@ from .probe import (
     refuse_non_finite_weights,
 )
 from .registry import Architecture, LoadedModel, ModelFile, ModelLoadError, register
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .dipnet import DIPNet
 
 # ----------------------------------------------------------------------------------------- DIPNet family
 
@@ -67,6 +70,8 @@ def detect_dipnet_config(sd: dict[str, torch.Tensor]) -> DIPNetConfig:
 
 
 def build_dipnet(sd: dict[str, torch.Tensor], config: DIPNetConfig | None = None) -> DIPNet:
+    from .dipnet import DIPNet
+
     config = config or detect_dipnet_config(sd)
     model = DIPNet(config)
     model.load_state_dict(sd, strict=True)
@@ -75,6 +80,9 @@ def build_dipnet(sd: dict[str, torch.Tensor], config: DIPNetConfig | None = None
 
 def dipnet_descriptor(model: DIPNet, name: str = "", source: str = "", license: str = "",
                       training: dict[str, Any] | None = None) -> ModelDescriptor:
+    from .blocks import min_input_size
+    from .dipnet import count_parameters
+
     cfg = model.config
     return ModelDescriptor(
         arch="dipnet", scale=cfg.scale, in_channels=cfg.in_ch, out_channels=cfg.out_ch,
@@ -116,6 +124,9 @@ def _label(config: DIPNetConfig) -> str:
 
 
 def _load_dipnet(f: ModelFile) -> LoadedModel:
+    from .blocks import min_input_size
+    from .dipnet import count_parameters
+
     assert f.state_dict is not None
     path, notes = f.path, []
     refuse_non_finite_weights(path, f.state_dict)
@@ -198,16 +209,19 @@ def spandrel_available() -> bool:
     return True
 
 
-class _SpandrelWrapper(nn.Module):
-    """Calls the spandrel descriptor so its own padding to size multiples is applied."""
+def _spandrel_wrapper(desc: Any) -> nn.Module:
+    """A module that calls the spandrel descriptor, so its own padding to size multiples is applied."""
+    from torch import nn
 
-    def __init__(self, desc: Any) -> None:
-        super().__init__()
-        self.inner = desc.model
-        self._desc = desc
+    class SpandrelWrapper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = desc.model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._desc(x)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return desc(x)
+
+    return SpandrelWrapper()
 
 
 def try_spandrel(path: Path) -> LoadedModel | None:
@@ -215,6 +229,8 @@ def try_spandrel(path: Path) -> LoadedModel | None:
     if not spandrel_available():
         return None
     import spandrel
+
+    from .dipnet import count_parameters
 
     try:
         desc = spandrel.ModelLoader().load_from_file(str(path))
@@ -232,7 +248,7 @@ def try_spandrel(path: Path) -> LoadedModel | None:
         tileable=str(getattr(desc, "tiling", "")).lower().find("internal") < 0,
         supports_half=bool(desc.supports_half),
     )
-    wrapper, notes = _SpandrelWrapper(desc), []
+    wrapper, notes = _spandrel_wrapper(desc), []
     descriptor = reconcile(path, descriptor, probe_module(path, wrapper, descriptor), notes)
     return LoadedModel(descriptor=descriptor, module=wrapper, path=path, warnings=notes)
 

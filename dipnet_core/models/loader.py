@@ -15,15 +15,16 @@ from __future__ import annotations
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from . import architectures
 from .architectures import build_dipnet, detect_dipnet_config, dipnet_descriptor, is_dipnet_state_dict
 from .descriptor import DESCRIPTOR_KEY, DescriptorError, ModelDescriptor
 from .registry import LoadedModel, ModelFile, ModelLoadError, ModelWarning, detect
+
+if TYPE_CHECKING:  # torch is imported where weights are read: ONNX files load without it
+    import torch
+    from torch import nn
 
 __all__ = [
     "MODEL_SUFFIXES", "STATE_DICT_SUFFIXES", "LoadedModel", "ModelLoadError", "ModelWarning",
@@ -42,6 +43,8 @@ _KEY_PREFIXES = ("module.", "_orig_mod.", "model.", "net.", "generator.")
 
 def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
     """Find the tensor dict inside a checkpoint and strip wrapper prefixes from its keys."""
+    import torch
+
     for _ in range(3):
         if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             break
@@ -87,7 +90,7 @@ def _safetensors_metadata(path: Path) -> dict[str, str]:
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:  # metadata only: no torch needed
             return f.metadata() or {}
     except Exception as exc:  # safetensors raises several types on garbage
         raise ModelLoadError(path, f"not a valid safetensors file ({exc})") from exc
@@ -107,6 +110,8 @@ def _read_safetensors(path: Path) -> ModelFile:
 
 
 def _read_torch(path: Path) -> ModelFile:
+    import torch
+
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

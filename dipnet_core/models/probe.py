@@ -14,12 +14,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import nn
 
 from .descriptor import ModelDescriptor
 from .registry import ModelLoadError
+
+if TYPE_CHECKING:  # torch is optional: ONNX files are probed without it
+    import torch
+    from torch import nn
 
 # Small enough to cost nothing, large enough for ESA (15 px) and window-based models' padding.
 PROBE_SIZE = 16
@@ -37,6 +41,8 @@ class ProbeResult:
 
 def non_finite_tensors(state_dict: dict[str, torch.Tensor]) -> list[str]:
     """Names of floating-point tensors holding NaN or infinity."""
+    import torch
+
     return [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
@@ -67,24 +73,25 @@ def measure_output(path: Path, output: Any, channels: int, size: int) -> ProbeRe
         raise ModelLoadError(
             path, f"a {size}x{size} probe gave a {h}x{w} output, not one integer upscale in both directions"
         )
-    finite = bool(torch.isfinite(output).all()) if isinstance(output, torch.Tensor) else bool(
-        np.isfinite(output).all())
-    if not finite:
+    values = output.detach().cpu().numpy() if hasattr(output, "detach") else np.asarray(output)
+    if not bool(np.isfinite(values).all()):
         raise ModelLoadError(path, "the model computes NaN or infinite values on a probe input; "
                                    "the file is broken")
     return ProbeResult(scale=scale, in_channels=channels, out_channels=out_ch)
 
 
-@torch.no_grad()
 def probe_module(path: Path, module: nn.Module, descriptor: ModelDescriptor) -> ProbeResult:
     """Run ``module`` (on the CPU, float32) once with the descriptor's input channels and range."""
+    import torch
+
     size = max(PROBE_SIZE, descriptor.min_size)
     channels = descriptor.in_channels
     x = torch.from_numpy(probe_input(channels, size, descriptor.input_range))
     was_training = module.training
     module.eval()
     try:
-        y = module(x)
+        with torch.no_grad():
+            y = module(x)
     except Exception as exc:  # any layer can reject a wrong shape, with any exception type
         raise ModelLoadError(
             path, f"the model does not run on a 1x{channels}x{size}x{size} probe input "

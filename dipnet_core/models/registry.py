@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from .descriptor import ModelDescriptor
+
+if TYPE_CHECKING:  # torch is optional: ONNX files load without it
+    import torch
+    from torch import nn
 
 
 class ModelLoadError(Exception):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,22 @@ def test_min_input_size_is_what_esa_really_needs() -> None:
         assert model(torch.rand(1, 3, n, n)).shape == (1, 3, 4 * n, 4 * n)
         with pytest.raises(RuntimeError):
             model(torch.rand(1, 3, n - 1, n))
+
+
+def test_onnx_models_and_descriptors_load_without_torch(tmp_path: Path) -> None:
+    # The upscale-only install has no torch: a stray top-level torch import in models/ must fail here.
+    repo = Path(__file__).resolve().parents[2]
+    models = repo / "resources" / "models"
+    code = f"""
+import sys
+for name in ("torch", "torchvision", "spandrel"):
+    sys.modules[name] = None
+from dipnet_core.models import load_model, read_descriptor
+loaded = load_model({str(models / "dipnet-studio-x4.onnx")!r})
+listed = read_descriptor({str(models / "dipnet-studio-x4.safetensors")!r})
+print(loaded.descriptor.arch, loaded.descriptor.scale, listed.arch, listed.min_size)
+"""
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["onnx", "4", "dipnet", "15"]
