@@ -17,6 +17,11 @@ from typing import Any
 DESCRIPTOR_KEY = "dipnet_descriptor"
 
 
+# Far above any real model, low enough that a hostile value cannot make the load-time probe
+# (an input of min_size pixels squared) or the engine's buffers explode.
+_LIMITS = {"scale": 16, "in_channels": 64, "out_channels": 64, "min_size": 512}
+
+
 class DescriptorError(ValueError):
     """A descriptor read from a file is not valid JSON or breaks the contract; says which field and why."""
 
@@ -65,11 +70,11 @@ class ModelDescriptor:
         for key in ("name", "source", "license"):
             if key in values:
                 values[key] = _text(values, key)
-        for key in ("scale", "in_channels", "out_channels", "min_size"):
+        for key, maximum in _LIMITS.items():
             if key in values:
-                values[key] = _count(values, key, minimum=1)
+                values[key] = _count(values, key, 1, maximum)
         if "params" in values:
-            values["params"] = _count(values, "params", minimum=0)
+            values["params"] = _count(values, "params", 0, None)
         for key in ("tileable", "supports_half"):
             if key in values and not isinstance(values[key], bool):
                 raise DescriptorError(f"'{key}' must be true or false, not {_json_kind(values[key])}")
@@ -125,12 +130,13 @@ def _text(values: dict[str, Any], key: str, allow_empty: bool = True) -> str:
     return value
 
 
-def _count(values: dict[str, Any], key: str, minimum: int) -> int:
+def _count(values: dict[str, Any], key: str, minimum: int, maximum: int | None) -> int:
     value = values[key]
     # JSON has one number type: accept 4.0 for 4, refuse 2.5, true and "4".
     whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole or value < minimum:
-        raise DescriptorError(f"'{key}' must be a whole number >= {minimum}, not {_json_kind(value)}")
+    if isinstance(value, bool) or not whole or value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+        raise DescriptorError(f"'{key}' must be a whole number {bounds}, not {_json_kind(value)}")
     return int(value)
 
 

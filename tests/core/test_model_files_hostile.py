@@ -70,7 +70,8 @@ def _resize_x2_nodes(output: str = "output") -> tuple[list, list]:
     ("metadata", "problem"),
     [("{}", "required field"), ("[1, 2]", "JSON object"), ("not json {", "not JSON"),
      ('{"arch": "dipnet", "scale": "4"}', "'scale'"), ('{"arch": "dipnet", "scale": 4, "input_range": 7}',
-                                                      "'input_range'")],
+                                                      "'input_range'"),
+     ('{"arch": "dipnet", "scale": 4, "min_size": 100000}', "'min_size' must be a whole number from 1 to")],
 )
 def test_malformed_descriptor_names_file_and_problem(tmp_path: Path, metadata: str, problem: str) -> None:
     path = _save_with_metadata(tmp_path / "weird.safetensors", metadata)
