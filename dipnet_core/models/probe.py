@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,8 +23,9 @@ if TYPE_CHECKING:  # torch is optional: ONNX files are probed without it
     import torch
     from torch import nn
 
-# Small enough to cost nothing, large enough for ESA (15 px) and window-based models' padding.
+# Small enough to cost nothing, large enough for ESA (15 px); a descriptor's larger min_size wins.
 PROBE_SIZE = 16
+# The size the loader has always probed descriptor-less ONNX files with.
 ONNX_PROBE_SIZE = 32
 
 
