@@ -22,7 +22,8 @@ from torch import nn
 
 from ..reparam import fuse_submodules
 from .blocks import RRFB, conv3x3
-from .dipnet import BlockWidths, DIPNet, DIPNetConfig, DIPNetSkeleton
+from .config import BlockWidths, DIPNetConfig
+from .dipnet import DIPNet, DIPNetSkeleton
 
 __all__ = ["WNConv2d", "RepConv3x3", "RepConvFactory", "RRFBTrain", "DIPNetTrain"]
 
