@@ -15,10 +15,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .errors import ModelError
+
 __all__ = ["EquivalenceError", "check_equivalence", "fuse_submodules", "reparameterize_model"]
 
 
-class EquivalenceError(RuntimeError):  # becomes a ModelError once dipnet_core/errors.py lands
+class EquivalenceError(ModelError):
     """Two models that should compute the same function differ by more than the tolerance.
 
     A model error, not an ``AssertionError``: it reports a bad model at run time and

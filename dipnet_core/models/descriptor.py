@@ -14,6 +14,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import ModelError
+
 DESCRIPTOR_KEY = "dipnet_descriptor"
 
 
@@ -22,7 +24,7 @@ DESCRIPTOR_KEY = "dipnet_descriptor"
 _LIMITS = {"scale": 16, "in_channels": 64, "out_channels": 64, "min_size": 512}
 
 
-class DescriptorError(ValueError):
+class DescriptorError(ModelError, ValueError):
     """A descriptor read from a file is not valid JSON or breaks the contract; says which field and why."""
 
 

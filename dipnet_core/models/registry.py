@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ModelError
 from .descriptor import ModelDescriptor
 
 if TYPE_CHECKING:  # torch is optional: ONNX files load without it
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # torch is optional: ONNX files load without it
     from torch import nn
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(ModelError):
     def __init__(self, path: str | Path, reason: str) -> None:
         super().__init__(f"cannot load model '{path}': {reason}")
         self.path = Path(path)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from dipnet_core.errors import ModelError
 from dipnet_core.models.blocks import RRFB
 from dipnet_core.models.dipnet import DIPNet, DIPNetConfig
 from dipnet_core.models.train_blocks import DIPNetTrain, RepConv3x3, RRFBTrain
@@ -108,6 +109,7 @@ def test_reparameterize_model_walker_and_check_equivalence(official_pair: tuple[
 def test_equivalence_error_is_a_model_error_not_an_assertion() -> None:
     # An assertion would vanish under `python -O` and be reported as a bug, not as a bad model.
     assert not issubclass(EquivalenceError, AssertionError)
+    assert issubclass(EquivalenceError, ModelError)
     with pytest.raises(EquivalenceError, match="exceeds atol"):
         check_equivalence(nn.Conv2d(3, 3, 1), nn.Conv2d(3, 3, 1), sizes=[(4, 4)], atol=0.0)
 
