@@ -19,6 +19,7 @@ from .probe import (
     ProbeResult,
     note_correction,
     onnx_input_names,
+    onnx_metadata,
     onnx_static_input_channels,
     probe_module,
     probe_onnx,
@@ -164,9 +165,9 @@ DIPNET = Architecture(
 # ------------------------------------------------------------------------------------------------ ONNX
 
 
-def onnx_descriptor(path: Path, proto: Any) -> ModelDescriptor | None:
+def onnx_descriptor(path: Path, session: Any) -> ModelDescriptor | None:
     """The descriptor in an ONNX file's metadata (arch set to "onnx"), or None when it has none."""
-    meta = {p.key: p.value for p in proto.metadata_props}
+    meta = onnx_metadata(session)
     if DESCRIPTOR_KEY not in meta:
         return None
     try:
@@ -177,16 +178,16 @@ def onnx_descriptor(path: Path, proto: Any) -> ModelDescriptor | None:
 
 
 def _load_onnx(f: ModelFile) -> LoadedModel:
-    path, proto, notes = f.path, f.onnx, []
-    descriptor = onnx_descriptor(path, proto)
-    if descriptor is not None and onnx_input_names(proto)[1:3] == ["ry", "rx_t"]:
+    path, session, notes = f.path, f.onnx, []
+    descriptor = onnx_descriptor(path, session)
+    if descriptor is not None and onnx_input_names(session)[1:3] == ["ry", "rx_t"]:
         # The engine's grid-aware export needs ESA grid matrices as inputs, which a plain
         # image probe cannot supply; its descriptor was written by our exporter.
         return LoadedModel(descriptor=descriptor, module=None, path=path)
-    channels = onnx_static_input_channels(proto) or (descriptor.in_channels if descriptor else 3)
+    channels = onnx_static_input_channels(session) or (descriptor.in_channels if descriptor else 3)
     size = max(ONNX_PROBE_SIZE, descriptor.min_size) if descriptor else ONNX_PROBE_SIZE
     input_range = descriptor.input_range if descriptor else (0.0, 1.0)
-    measured = probe_onnx(path, channels=channels, size=size, input_range=input_range)
+    measured = probe_onnx(path, channels=channels, size=size, input_range=input_range, session=session)
     if descriptor is None:
         descriptor = ModelDescriptor(arch="onnx", scale=measured.scale, in_channels=measured.in_channels,
                                      out_channels=measured.out_channels, name=path.stem, source=str(path))

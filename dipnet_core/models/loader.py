@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import architectures
 from .architectures import build_dipnet, detect_dipnet_config, dipnet_descriptor, is_dipnet_state_dict
 from .descriptor import DESCRIPTOR_KEY, DescriptorError, ModelDescriptor
+from .probe import open_onnx_session
 from .registry import LoadedModel, ModelFile, ModelLoadError, ModelWarning, detect
 
 if TYPE_CHECKING:  # torch is imported where weights are read: ONNX files load without it
@@ -130,13 +131,7 @@ def _read_torch(path: Path) -> ModelFile:
 
 
 def _read_onnx(path: Path) -> ModelFile:
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others for garbage
-        raise ModelLoadError(path, f"not a valid ONNX model ({exc})") from exc
-    return ModelFile(path=path, onnx=proto)
+    return ModelFile(path=path, onnx=open_onnx_session(path))
 
 
 _READERS = {".safetensors": _read_safetensors, ".onnx": _read_onnx}

@@ -101,46 +101,56 @@ def probe_module(path: Path, module: nn.Module, descriptor: ModelDescriptor) -> 
     return measure_output(path, y, channels, size)
 
 
-def _onnx_inputs(proto: Any) -> list[Any]:
-    initializers = {i.name for i in proto.graph.initializer}
-    return [i for i in proto.graph.input if i.name not in initializers]
+def open_onnx_session(path: Path, model_bytes: bytes | None = None) -> Any:
+    """An onnxruntime CPU session for the file at ``path`` (or ``model_bytes``).
+
+    Everything the loader needs from an ONNX file (metadata, inputs, a probe run)
+    comes from onnxruntime, so the ``onnx`` package is not needed to load one.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # onnxruntime's own warnings would duplicate our error
+    try:
+        return ort.InferenceSession(model_bytes if model_bytes is not None else str(path), options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception family, also for garbage
+        raise ModelLoadError(path, f"not a valid ONNX model ({exc})") from exc
 
 
-def onnx_input_names(proto: Any) -> list[str]:
-    """Names of an ONNX graph's real inputs (graph inputs that are not initializers)."""
-    return [i.name for i in _onnx_inputs(proto)]
+def onnx_metadata(session: Any) -> dict[str, str]:
+    """The model's custom metadata (where our exporter stores the descriptor)."""
+    return dict(session.get_modelmeta().custom_metadata_map)
 
 
-def onnx_static_input_channels(proto: Any) -> int | None:
-    """The channel dimension of an ONNX graph's first real input, when the graph fixes it."""
-    inputs = _onnx_inputs(proto)
-    if not inputs:
-        return None
-    dims = inputs[0].type.tensor_type.shape.dim
-    if len(dims) == 4 and dims[1].HasField("dim_value") and dims[1].dim_value > 0:
-        return int(dims[1].dim_value)
+def onnx_input_names(session: Any) -> list[str]:
+    """Names of the inputs a caller must feed (initializers are not among them)."""
+    return [i.name for i in session.get_inputs()]
+
+
+def onnx_static_input_channels(session: Any) -> int | None:
+    """The channel dimension of the first input, when the graph fixes it."""
+    inputs = session.get_inputs()
+    shape = inputs[0].shape if inputs else []
+    if len(shape) == 4 and isinstance(shape[1], int) and shape[1] > 0:
+        return int(shape[1])
     return None
 
 
 def probe_onnx(path: Path, model_bytes: bytes | None = None, channels: int | None = None,
-               size: int = ONNX_PROBE_SIZE, input_range: tuple[float, float] = (0.0, 1.0)) -> ProbeResult:
-    """Run an ONNX model (the file at ``path``, or ``model_bytes``) once on onnxruntime's CPU provider.
+               size: int = ONNX_PROBE_SIZE, input_range: tuple[float, float] = (0.0, 1.0),
+               session: Any = None) -> ProbeResult:
+    """Run an ONNX model (``session``, or the file at ``path``, or ``model_bytes``) once on the CPU.
 
     Usable by any caller holding an ONNX model (the loader, the engine's
     backends); errors are :class:`ModelLoadError` naming ``path``.
     """
-    import onnxruntime as ort
-
-    try:
-        sess = ort.InferenceSession(model_bytes if model_bytes is not None else str(path),
-                                    providers=["CPUExecutionProvider"])
-        inputs = sess.get_inputs()
-    except Exception as exc:  # onnxruntime raises its own exception family
-        raise ModelLoadError(path, f"onnxruntime cannot open the ONNX model ({exc})") from exc
+    sess = session if session is not None else open_onnx_session(path, model_bytes)
+    inputs = sess.get_inputs()
     if len(inputs) != 1:
         names = ", ".join(i.name for i in inputs)
         raise ModelLoadError(path, f"the ONNX model takes {len(inputs)} inputs ({names}); expected one image")
-    channels = channels or 3
+    channels = channels or onnx_static_input_channels(sess) or 3
     x = probe_input(channels, size, input_range)
     try:
         outputs = sess.run(None, {inputs[0].name: x})

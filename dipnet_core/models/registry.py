@@ -54,7 +54,7 @@ class ModelFile:
     path: Path
     state_dict: dict[str, torch.Tensor] | None = None
     descriptor: ModelDescriptor | None = None  # from the file's metadata, if it has one
-    onnx: Any = None  # onnx.ModelProto
+    onnx: Any = None  # an onnxruntime.InferenceSession
 
 
 @dataclass(frozen=True)

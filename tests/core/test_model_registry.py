@@ -22,6 +22,7 @@ from dipnet_core.models import (
     registered_architectures,
 )
 from dipnet_core.models.architectures import spandrel_available
+from dipnet_core.models.probe import open_onnx_session
 from dipnet_core.models.registry import detect
 
 TINY = DIPNetConfig.uniform(8, 8, n_blocks=1, esa=4)
@@ -41,8 +42,8 @@ def test_detection_by_content_not_by_name(tmp_path: Path) -> None:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
     )
-    proto = helper.make_model(graph)
-    assert detect(ModelFile(tmp_path / "dipnet.onnx", onnx=proto)).name == "onnx"
+    session = open_onnx_session(tmp_path / "dipnet.onnx", helper.make_model(graph).SerializeToString())
+    assert detect(ModelFile(tmp_path / "dipnet.onnx", onnx=session)).name == "onnx"
     foreign = ModelFile(tmp_path / "other.pth", state_dict={"encoder.weight": torch.zeros(2, 2)})
     found = detect(foreign)
     assert (found.name if found else None) == ("spandrel" if spandrel_available() else None)
@@ -58,13 +59,14 @@ def test_min_input_size_is_what_esa_really_needs() -> None:
             model(torch.rand(1, 3, n - 1, n))
 
 
-def test_onnx_models_and_descriptors_load_without_torch(tmp_path: Path) -> None:
-    # The upscale-only install has no torch: a stray top-level torch import in models/ must fail here.
+def test_onnx_models_and_descriptors_load_without_torch_or_onnx(tmp_path: Path) -> None:
+    # The upscale-only install has neither torch nor the onnx package: a stray top-level import of
+    # either in models/ must fail here.
     repo = Path(__file__).resolve().parents[2]
     models = repo / "resources" / "models"
     code = f"""
 import sys
-for name in ("torch", "torchvision", "spandrel"):
+for name in ("torch", "torchvision", "spandrel", "onnx"):
     sys.modules[name] = None
 from dipnet_core.models import load_model, read_descriptor
 loaded = load_model({str(models / "dipnet-studio-x4.onnx")!r})
