@@ -21,15 +21,19 @@ pipeline rounds too (before JPEG, and at the end).
 ``teacher_sees`` (read by the training stages, not here) says what the teacher
 learns from and is given during distillation:
 
-- ``"clean"`` (default): the teacher is trained on clean bicubic LR and, while
-  distilling, gets the clean LR of the same HR crop while the student gets the
-  degraded one. The teacher's target then is a sharp reconstruction the student
-  must reach from worse input, and its anchor features carry no noise to copy.
-- ``"degraded"``: the teacher is trained on degraded LR too and sees the
-  student's exact input: its target is something the student's input can
-  actually support, at the cost of a teacher that is itself blurrier.
+- ``"degraded"`` (default): the teacher is trained on degraded LR too and, while
+  distilling, sees the student's exact input. For PSNR, the best a student can
+  output is the mean HR given its degraded input; a degraded teacher
+  approximates exactly that, so its target is one the student can reach.
+- ``"clean"``: the teacher is trained on clean bicubic LR and, while distilling,
+  gets the clean LR of the same HR crop (:mod:`.teacher_input`) while the
+  student gets the degraded one: privileged input, whose sharp SR and
+  noise-free anchor features the student must match from worse input. Cheaper
+  (a clean teacher can be reused as is), but its target holds detail the
+  student's input no longer carries.
 
-Which one is better is measured by ``benchmarks/degrade_teacher_ab.py``.
+The default follows the argument above; ``benchmarks/degrade_teacher_ab.py``
+measures both on the degraded benchmark.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ class DegradationConfig:
 
     # Share of samples left clean (plain bicubic LR), so the model keeps its quality on clean input.
     clean_fraction: float = 0.1
-    teacher_sees: str = "clean"  # "clean" | "degraded", see the module docstring
+    teacher_sees: str = "degraded"  # "degraded" | "clean", see the module docstring
     blur_prob: float = 0.7
     blur_sigma: list[float] = field(default_factory=lambda: [0.2, 2.5])
     anisotropic_prob: float = 0.5  # of the blurred samples
@@ -337,8 +341,8 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
 def degrader_for_stage(config: DegradationConfig | None, stage: str, scale: int) -> Degrader | None:
     """The degrader a training stage's crops go through, or None for clean bicubic LR.
 
-    The teacher stage trains on clean LR unless ``teacher_sees = "degraded"``;
-    every student stage (distill, prune fine-tunes, final fine-tune) is degraded.
+    The teacher stage trains on clean LR when ``teacher_sees = "clean"``, else on
+    degraded LR; every student stage (distill, prune fine-tunes, final fine-tune) is degraded.
     """
     if config is None:
         return None

@@ -222,8 +222,8 @@ def test_degradation_config_round_trips_and_defaults_off(tmp_path: Path) -> None
     assert base.data.degradation is None
     assert "degradation" not in dumps_toml(base)
     cfg = config_from_dict({"preset": "tiny-test",
-                            "data": {"degradation": {"jpeg_quality": [40, 90], "teacher_sees": "degraded"}}})
-    assert cfg.data.degradation == DegradationConfig(jpeg_quality=[40, 90], teacher_sees="degraded")
+                            "data": {"degradation": {"jpeg_quality": [40, 90], "teacher_sees": "clean"}}})
+    assert cfg.data.degradation == DegradationConfig(jpeg_quality=[40, 90], teacher_sees="clean")
     path = tmp_path / "c.toml"
     path.write_text(dumps_toml(cfg))
     assert load_config(path).data.degradation == cfg.data.degradation
@@ -235,8 +235,8 @@ def test_degradation_config_round_trips_and_defaults_off(tmp_path: Path) -> None
         config_from_dict({"preset": "tiny-test", "data": {"paired_lr_dirs": ["x"], "degradation": {}}})
 
 
-def test_teacher_stage_stays_clean_unless_asked() -> None:
-    clean_teacher, degraded_teacher = DegradationConfig(), DegradationConfig(teacher_sees="degraded")
+def test_teacher_stage_is_clean_only_when_asked() -> None:
+    clean_teacher, degraded_teacher = DegradationConfig(teacher_sees="clean"), DegradationConfig()
     assert degrader_for_stage(None, "distill_1", 4) is None
     assert degrader_for_stage(clean_teacher, "teacher", 4) is None
     assert isinstance(degrader_for_stage(clean_teacher, "distill_1", 4), Degrader)
@@ -256,7 +256,33 @@ def test_clean_teacher_input_is_the_bicubic_lr_of_the_hr_batch(textured: Callabl
     cfg = preset("tiny-test")
     degraded_lr = torch.rand(2, 3, 16, 12)
     assert teacher_input_for(cfg)(degraded_lr, hr) is degraded_lr  # no degradation: the same LR
-    cfg.data.degradation = DegradationConfig(teacher_sees="degraded")
+    cfg.data.degradation = DegradationConfig()  # teacher_sees = "degraded" by default
     assert teacher_input_for(cfg)(degraded_lr, hr) is degraded_lr
     cfg.data.degradation = DegradationConfig(teacher_sees="clean")
     assert torch.equal(teacher_input_for(cfg)(degraded_lr, hr), lr)
+
+
+def test_teacher_sees_decides_the_teacher_stage_data_in_a_real_run(
+        tiny_config: Callable[[Path], object], tmp_path: Path) -> None:
+    from dipnet_core.train.context import load_stage_model
+    from dipnet_core.train.pipeline import run_pipeline
+
+    def run(name: str, degradation: DegradationConfig | None) -> tuple[dict, dict]:
+        cfg = tiny_config(tmp_path / name)
+        cfg.run.val_every = 0
+        cfg.data.degradation = degradation
+        result = run_pipeline(cfg, only=["teacher", "distill_1"], resume=False)
+        assert result.status == "partial"
+        stages = tmp_path / name / "stages"
+        return (load_stage_model(stages / "teacher" / "model.pt")[0].state_dict(),
+                load_stage_model(stages / "distill_1" / "model.pt")[0].state_dict())
+
+    def same(a: dict, b: dict) -> bool:
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    plain_teacher, plain_student = run("plain", None)
+    clean_teacher, clean_student = run("clean", DegradationConfig(teacher_sees="clean", clean_fraction=0.0))
+    degraded_teacher, degraded_student = run("degraded", DegradationConfig(clean_fraction=0.0))
+    assert same(clean_teacher, plain_teacher)  # a clean teacher trains on exactly the plain run's crops
+    assert not same(degraded_teacher, plain_teacher)
+    assert not same(clean_student, plain_student) and not same(degraded_student, clean_student)
