@@ -43,7 +43,7 @@ BUILTIN_MODELS: dict[str, tuple[str, str]] = {
 
 
 def builtin_model_by_name(name: str) -> Path | None:
-    """The file of built-in model ``name`` (a key of :data:`BUILTIN_MODELS`), or None when this build lacks it."""
+    """The file of built-in model ``name`` (a key of :data:`BUILTIN_MODELS`); None if this build lacks it."""
     d = builtin_models_dir()
     if d is None or name not in BUILTIN_MODELS:
         return None

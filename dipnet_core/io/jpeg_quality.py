@@ -64,7 +64,8 @@ def ijg_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
     if not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
     scale = 5000 // quality if quality < 50 else 200 - 2 * quality  # integer maths, as libjpeg
-    return tuple(np.clip(np.floor((t * scale + 50) / 100), 1, 255) for t in (_LUMA, _CHROMA))  # type: ignore[return-value]
+    luma, chroma = (np.clip(np.floor((t * scale + 50) / 100), 1, 255) for t in (_LUMA, _CHROMA))
+    return luma, chroma
 
 
 _ALL_IJG = {q: ijg_tables(q) for q in range(1, 101)}

@@ -226,7 +226,8 @@ class TrainConfig:
             if problems:
                 raise ConfigError("data.degradation: " + "; ".join(problems))
             if self.data.paired_lr_dirs:
-                raise ConfigError("data.degradation cannot be combined with data.paired_lr_dirs (the pairs fix the LR)")
+                raise ConfigError("data.degradation cannot be combined with data.paired_lr_dirs "
+                                  "(the pairs fix the LR)")
         if not self.distill.stages:
             raise ConfigError("distill.stages is empty")
         patches = [("distill.stages", s.lr_patch) for s in self.distill.stages]

@@ -125,7 +125,8 @@ def validate_degradation(cfg: DegradationConfig) -> list[str]:
 # ------------------------------------------------------------------------------------------ pieces
 
 
-def gaussian_kernel(size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0) -> np.ndarray:
+def gaussian_kernel(size: int, sigma_x: float, sigma_y: float | None = None,
+                    theta: float = 0.0) -> np.ndarray:
     """A ``size`` x ``size`` Gaussian (float64, sums to 1), rotated by ``theta`` radians when anisotropic."""
     if size < 1 or size % 2 == 0:
         raise ValueError(f"kernel size must be odd and positive, got {size}")
@@ -274,7 +275,8 @@ class Degrader:
         c = self.config
         p = DegradationPlan()
         p.clean = bool(rng.random() < c.clean_fraction)
-        use_blur, use_noise, use_jpeg = (bool(rng.random() < q) for q in (c.blur_prob, c.noise_prob, c.jpeg_prob))
+        probs = (c.blur_prob, c.noise_prob, c.jpeg_prob)
+        use_blur, use_noise, use_jpeg = (bool(rng.random() < q) for q in probs)
         kernel = _draw_kernel(rng, c.blur_sigma, c.anisotropic_prob, c.kernel_max_size)
         p.kernel = kernel if use_blur else None
         p.downscale = c.downscale_kernels[int(rng.integers(0, len(c.downscale_kernels)))]
@@ -285,8 +287,7 @@ class Degrader:
         p.jpeg_quality = quality if use_jpeg else None
         if rng.random() < c.second_round_prob:
             s = DegradationPlan()
-            use_blur2, use_noise2, use_jpeg2 = (bool(rng.random() < q) for q in (c.blur_prob, c.noise_prob,
-                                                                                   c.jpeg_prob))
+            use_blur2, use_noise2, use_jpeg2 = (bool(rng.random() < q) for q in probs)
             s.kernel = _draw_kernel(rng, c.second_blur_sigma, c.anisotropic_prob, c.kernel_max_size) \
                 if use_blur2 else None
             if use_noise2:
