@@ -91,6 +91,9 @@ def test_noise_estimate_handles_grey_tiny_and_16_bit() -> None:
     assert estimate_noise_sigma(grey.astype(np.uint16) * 257) == pytest.approx(estimate_noise_sigma(grey))
     assert estimate_noise_sigma(np.zeros((2, 5, 3), np.uint8)) == 0.0
     assert estimate_noise_sigma(grey[:10, :10]) > 0  # smaller than one block: still measured
+    # Large images are sampled: 64 of the 25 x 25 blocks still read the same sigma.
+    big = np.clip(128 + rng.normal(0, 6, (400, 400, 3)), 0, 255).astype(np.uint8)
+    assert estimate_noise_sigma(big, max_blocks=64) == pytest.approx(6.0, rel=0.15)
 
 
 def test_damage_estimate_suggests_the_photo_model(tmp_path: Path) -> None:
