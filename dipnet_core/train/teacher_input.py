@@ -41,7 +41,9 @@ def clean_lr_from_hr(hr: torch.Tensor, scale: int) -> torch.Tensor:
     h, w = hr.shape[-2:]
     mh = torch.from_numpy(bicubic_matrix(h, h // scale)).to(hr.device, torch.float32)
     mw = torch.from_numpy(bicubic_matrix(w, w // scale)).to(hr.device, torch.float32)
-    lr = mh @ hr.float() @ mw.T
+    # Outside autocast: in bf16 the matmuls would be off by about one 8-bit level before rounding.
+    with torch.autocast(device_type=hr.device.type, enabled=False):
+        lr = mh @ hr.float() @ mw.T
     return (lr * 255.0).round().clamp(0, 255) / 255.0
 
 

@@ -253,6 +253,9 @@ def test_clean_teacher_input_is_the_bicubic_lr_of_the_hr_batch(textured: Callabl
     diff = (lr.numpy() - want) * 255.0
     assert np.abs(diff).max() <= 1.0 + 1e-4 and (np.abs(diff) > 0.5).mean() < 0.01
 
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):  # training runs it under AMP
+        assert torch.equal(clean_lr_from_hr(hr, 4), lr)
+
     cfg = preset("tiny-test")
     degraded_lr = torch.rand(2, 3, 16, 12)
     assert teacher_input_for(cfg)(degraded_lr, hr) is degraded_lr  # no degradation: the same LR
