@@ -31,6 +31,7 @@ from ..config import DistillConfig, ProgressiveStage, TrainConfig
 from ..context import RunContext
 from ..loop import LossFn, StageSpec, TrainNet, train_loop
 from ..losses import AnchorAdapters, DistillLoss, default_anchor_pairs
+from ..teacher_input import teacher_input_for
 from .common import STREAM_DISTILL, done_metrics, model_summary, new_student, warm_start_payload
 from .teacher import Teacher, frozen_teacher
 
@@ -122,16 +123,18 @@ def anchor_setup(dc: DistillConfig, student: DIPNetTrain, teacher: Teacher | Non
     return pairs, adapters, notes
 
 
-def _distill_loss(dc: DistillConfig, teacher: Teacher | None, pairs: list[tuple[int, int]],
+def _distill_loss(cfg: TrainConfig, teacher: Teacher | None, pairs: list[tuple[int, int]],
                   adapters: AnchorAdapters | None) -> tuple[DistillLoss, LossFn]:
     """HR L1 + alpha * enhanced-HR L1 + beta * multi-anchor L1 (terms without their inputs are off)."""
+    dc = cfg.distill
     loss = DistillLoss(dc.hr_weight, dc.alpha if teacher is not None else 0.0,
                        dc.beta if adapters is not None else 0.0, pairs)
+    teacher_lr = teacher_input_for(cfg)  # with degraded training LR the teacher still sees a clean one
 
     def loss_fn(sr, adapted, lr, hr):
         if teacher is None:
             return loss(sr, hr)
-        t_sr, t_anchors = teacher(lr)  # t_sr: the enhanced-HR target
+        t_sr, t_anchors = teacher(teacher_lr(lr, hr))  # t_sr: the enhanced-HR target
         t_sel = [t_anchors[t - 1] for _, t in pairs] if (t_anchors is not None and adapters is not None) else None
         return loss(sr, hr, t_sr, adapted, t_sel)
 
@@ -174,7 +177,7 @@ def _distill_phase(ctx: RunContext, schedule: ProgressiveSchedule, k: int) -> di
             adapters.load_state_dict(start["adapters"])
         ema_init = start["ema"]
     net = TrainNet(student, adapters, [s for s, _ in pairs])
-    loss, loss_fn = _distill_loss(dc, teacher, pairs, adapters)
+    loss, loss_fn = _distill_loss(cfg, teacher, pairs, adapters)
 
     res = train_loop(ctx, schedule.spec(k), net, loss_fn, ema_init=ema_init)
     ema_model = res.ema.model_copy(res.net.student)

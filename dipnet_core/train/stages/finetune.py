@@ -11,6 +11,7 @@ from typing import Any
 from ..context import RunContext
 from ..loop import LossFn, StageSpec, TrainNet, train_loop
 from ..losses import DistillLoss
+from ..teacher_input import teacher_input_for
 from .common import STREAM_FINETUNE, done_metrics, model_summary
 from .teacher import frozen_teacher
 
@@ -21,9 +22,10 @@ def finetune_loss(ctx: RunContext, alpha: float) -> tuple[LossFn, str]:
     """(loss, target kind): HR L1 plus, when there is a teacher and ``alpha > 0``, the enhanced-HR term."""
     teacher = frozen_teacher(ctx) if alpha > 0 and ctx.config.teacher.kind != "none" else None
     loss = DistillLoss(ctx.config.distill.hr_weight, alpha if teacher else 0.0)
+    teacher_lr = teacher_input_for(ctx.config)
 
     def loss_fn(sr, adapted, lr, hr):
-        t_sr = teacher(lr)[0] if teacher is not None else None
+        t_sr = teacher(teacher_lr(lr, hr))[0] if teacher is not None else None
         return loss(sr, hr, t_sr)
 
     return loss_fn, ("teacher" if teacher is not None else "hr")
