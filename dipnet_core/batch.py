@@ -6,8 +6,9 @@ through a callback, continuing past files that fail, and returning a
 :class:`BatchReport` that can be saved as JSON and fed back with
 :func:`failed_inputs` / :meth:`BatchReport.failed_items` to retry only the failures.
 
-Outputs are written atomically by ``io.write_image`` only after the whole image is
-upscaled, so a cancelled or failed item never leaves a partial file behind.
+Outputs are written atomically (``engine.upscale_image_to_file``: PNG streamed to a temporary
+file as tile rows finish, other formats written whole) and appear only once complete, so a
+cancelled or failed item never leaves a partial file behind.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from .io import (
     default_extension,
     is_image_path,
     read_image,
-    write_image,
 )
 from .io.formats import normalize_format as _io_normalize_format
 
@@ -404,7 +404,7 @@ UpscalerSource = Union["TiledUpscaler", Callable[[], "TiledUpscaler"]]
 def run_batch(items: Sequence[BatchItem], upscaler: UpscalerSource, *, quality: int = 95,
               cancel: CancelToken | None = None, pause: threading.Event | None = None,
               on_event: Callable[[BatchEvent], None] | None = None, model: str = "",
-              backend: str = "") -> BatchReport:
+              backend: str = "", png_compression: int | None = None) -> BatchReport:
     """Upscale every item, continuing past failures; events go to ``on_event`` on the calling thread.
 
     ``upscaler`` is a ``TiledUpscaler`` or a zero-argument factory for one, called only
@@ -418,7 +418,7 @@ def run_batch(items: Sequence[BatchItem], upscaler: UpscalerSource, *, quality: 
     report = BatchReport(model=model, backend=backend)
     source = _UpscalerSource(upscaler)
     try:
-        _run_items(items, source, report, emit, quality, cancel, pause)
+        _run_items(items, source, report, emit, quality, cancel, pause, png_compression)
     finally:
         source.close()
     emit(BatchFinished(report))
@@ -445,8 +445,8 @@ class _UpscalerSource:
 
 def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: BatchReport,
                emit: Callable[[BatchEvent], None], quality: int, cancel: CancelToken | None,
-               pause: threading.Event | None) -> None:
-    from .engine import upscale_image
+               pause: threading.Event | None, png_compression: int | None = None) -> None:
+    from .engine import upscale_image_to_file
 
     eta = _Eta(items)
 
@@ -484,14 +484,13 @@ def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: Batc
         active = source.get()
         try:
             img = read_image(item.input)
-            result = upscale_image(img, active, cancel=cancel, progress=on_tile)
-            if cancel is not None and cancel.cancelled:
-                raise Cancelled("cancelled by the user")
             item.output.parent.mkdir(parents=True, exist_ok=True)
             # Plan time checked outputs against every input by path; the writer re-checks this item's
             # own input by file identity (hard links, case-insensitive folders). Passing every input
             # would cost a stat per input per file: quadratic on big folders.
-            write_image(item.output, result, quality=quality, overwrite=True, protect=(item.input,))
+            # PNG streams rows to the encoder as tile rows finish; a cancel publishes no file.
+            upscale_image_to_file(img, active, item.output, quality=quality, png_compression=png_compression,
+                                  overwrite=True, protect=(item.input,), cancel=cancel, progress=on_tile)
         except Cancelled:
             report.cancelled = True
             break

@@ -263,7 +263,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with _sigint_cancels(token), upscaler:
         report = run_batch(items, upscaler, quality=args.quality, cancel=token, on_event=on_event,
-                           model=str(loaded.path), backend=_describe_backend(upscaler))
+                           model=str(loaded.path), backend=_describe_backend(upscaler),
+                           png_compression=args.png_compression)
     if report.cancelled:
         print("cancelled; no partial files were written", file=sys.stderr)
         return EXIT_CANCELLED
@@ -330,7 +331,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     with _sigint_cancels(token):
         try:
             report = run_batch(items, upscaler or factory, quality=args.quality, cancel=token,
-                               on_event=printer, model=str(loaded.path), backend=backend_text)
+                               on_event=printer, model=str(loaded.path), backend=backend_text,
+                               png_compression=args.png_compression)
         finally:
             printer.close()
             if upscaler is not None:
@@ -528,6 +530,9 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMAT_CHOICES, help="output format (default: the input's, else png)")
     p.add_argument("--quality", type=_quality, default=95, metavar="Q",
                    help="JPEG/WebP quality 1-100 (default 95)")
+    p.add_argument("--png-compression", type=int, choices=range(10), default=None, metavar="0-9",
+                   help="PNG compression: 1 (default) is fast at about Pillow's level-6 size; "
+                        "9 makes the smallest files, slowly; 0 stores raw")
 
 
 def build_parser() -> argparse.ArgumentParser:
