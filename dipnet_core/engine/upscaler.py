@@ -77,6 +77,9 @@ GPU_TILE_MAX = 2048
 MEMORY_FRACTION_CPU = 0.25
 MEMORY_FRACTION_GPU = 0.5
 
+#: Float values quantized at once per tile in banded jobs (1 MB of float32 scratch per worker).
+_QUANTIZE_CHUNK_VALUES = 1 << 18
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -557,14 +560,25 @@ class TiledUpscaler:
         cx0, cy0, cx1, cy1 = (core[0] - window[0], core[1] - window[1], core[2] - window[0], core[3] - window[1])
         tile = y[0, :, s * cy0:s * cy1, s * cx0:s * cx1].transpose(1, 2, 0)
         dst = self._core_view(p, core)
-        # A quantized band gets exactly the float32 values a float output would hold, then rounded.
-        res = dst if p.quantize is None else np.empty(dst.shape, np.float32)
-        if p.out.ndim == 3:
-            np.clip(tile, 0.0, 1.0, out=res)
+        if p.quantize is None:
+            self._clip_into(tile, dst)
+            return
+        # A quantized band gets exactly the float32 values a float output would hold, then rounded;
+        # a few rows at a time, so the float scratch stays small next to the band.
+        step = max(1, _QUANTIZE_CHUNK_VALUES // max(1, tile.shape[1] * tile.shape[2]))
+        for r in range(0, tile.shape[0], step):
+            part = dst[r:r + step]
+            res = np.empty(part.shape, np.float32)
+            self._clip_into(tile[r:r + step], res)
+            part[...] = p.quantize(res)
+
+    @staticmethod
+    def _clip_into(tile: np.ndarray, dst: np.ndarray) -> None:
+        """Model output (h x w x 3) clipped to [0, 1] into ``dst``: colour as is, a single channel as the mean."""
+        if dst.ndim == 3:
+            np.clip(tile, 0.0, 1.0, out=dst)
         else:
-            np.clip(tile.mean(axis=2, dtype=np.float32), 0.0, 1.0, out=res)
-        if p.quantize is not None:
-            dst[...] = p.quantize(res)
+            np.clip(tile.mean(axis=2, dtype=np.float32), 0.0, 1.0, out=dst)
 
     def _process(self, p: _Pass, window: Box, core: Box) -> None:
         """Run one window and write its core; on out-of-memory, split it into smaller windows."""

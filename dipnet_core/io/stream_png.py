@@ -40,11 +40,11 @@ _FAST_MAX_LEVEL = 3
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
-_BLOCK_BYTES = 1 << 20  # raw bytes filtered at once: bounds the per-row-filter scratch copies
-_IDAT_SIZE = 1 << 20
+_BLOCK_BYTES = 1 << 18  # raw bytes filtered at once: bounds the filters' scratch copies
+_IDAT_SIZE = 1 << 18
 
 
-def _chunk(fh: BinaryIO, kind: bytes, data: bytes) -> None:
+def _chunk(fh: BinaryIO, kind: bytes, data: bytes | memoryview) -> None:
     fh.write(struct.pack(">I", len(data)))
     fh.write(kind)
     fh.write(data)
@@ -173,9 +173,14 @@ class PngStreamEncoder:
         self.rows_written += a.shape[0]
 
     def _flush_chunks(self) -> None:
-        while len(self._pending) >= _IDAT_SIZE:
-            _chunk(self._fh, b"IDAT", bytes(self._pending[:_IDAT_SIZE]))
-            del self._pending[:_IDAT_SIZE]
+        if len(self._pending) < _IDAT_SIZE:
+            return
+        view = memoryview(self._pending)
+        n = len(view) // _IDAT_SIZE * _IDAT_SIZE
+        for i in range(0, n, _IDAT_SIZE):
+            _chunk(self._fh, b"IDAT", view[i : i + _IDAT_SIZE])
+        view.release()
+        del self._pending[:n]
 
     def close(self) -> None:
         """Finish the file; raises ValueError if fewer rows than the height were written."""
