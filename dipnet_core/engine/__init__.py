@@ -32,10 +32,19 @@ from .backends import (
 )
 from .image import upscale_image, upscale_image_iter, upscale_image_to_file
 from .tiling import TileBox, plan_tiles
-from .upscaler import DEFAULT_OVERLAP, OutputBand, TiledUpscaler, TileProgress, auto_tile_size, default_overlap
+from .upscaler import (
+    DEFAULT_OVERLAP,
+    OutputBand,
+    TiledUpscaler,
+    TileProgress,
+    auto_tile_size,
+    default_overlap,
+)
 
 __all__ = [
-    "DEFAULT_OVERLAP", "Backend", "OutputBand", "BackendUnavailable", "OnnxRuntimeBackend", "TileBox", "TileProgress",
+    "DEFAULT_OVERLAP", "Backend", "BackendUnavailable", "OnnxRuntimeBackend", "OutputBand", "TileBox",
+    "TileProgress",
     "TiledUpscaler", "TorchBackend", "auto_tile_size", "available_backends", "create_backend", "default_overlap",
-    "export_onnx_bytes", "is_out_of_memory", "plan_tiles", "upscale_image", "upscale_image_iter", "upscale_image_to_file",
+    "export_onnx_bytes", "is_out_of_memory", "plan_tiles", "upscale_image", "upscale_image_iter",
+    "upscale_image_to_file",
 ]

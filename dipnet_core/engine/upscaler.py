@@ -574,7 +574,7 @@ class TiledUpscaler:
 
     @staticmethod
     def _clip_into(tile: np.ndarray, dst: np.ndarray) -> None:
-        """Model output (h x w x 3) clipped to [0, 1] into ``dst``: colour as is, a single channel as the mean."""
+        """Model output (h x w x 3) clipped to [0, 1] into ``dst``: colour as is, one channel as the mean."""
         if dst.ndim == 3:
             np.clip(tile, 0.0, 1.0, out=dst)
         else:

@@ -196,8 +196,8 @@ class PngStreamEncoder:
         _chunk(self._fh, b"IEND", b"")
 
 
-def write_png(fh: BinaryIO, samples: np.ndarray, *, icc_profile: bytes | None = None, exif: bytes | None = None,
-              compress_level: int = DEFAULT_PNG_COMPRESSION) -> None:
+def write_png(fh: BinaryIO, samples: np.ndarray, *, icc_profile: bytes | None = None,
+              exif: bytes | None = None, compress_level: int = DEFAULT_PNG_COMPRESSION) -> None:
     """Write uint8 or uint16 HxWxC (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) as one PNG."""
     if samples.dtype not in (np.uint8, np.uint16) or samples.ndim != 3:
         raise ValueError(f"expected uint8/uint16 HxWxC, got {samples.dtype} {samples.shape}")

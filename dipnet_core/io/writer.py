@@ -136,7 +136,7 @@ def _own_encoder(
 
 
 def _metadata(img: ImageData, fmt: str, gray: bool) -> tuple[bytes | None, bytes | None]:
-    """(EXIF, ICC profile) to store for ``img`` in ``fmt`` (None where the format or colour space rules them out)."""
+    """(EXIF, ICC profile) to store for ``img`` in ``fmt``; None where format or colour space rule one out."""
     if fmt not in _METADATA_FORMATS:
         return None, None
     icc = img.icc_profile if icc_fits(img.icc_profile, gray) else None
@@ -256,7 +256,7 @@ class ImageStreamWriter(AbstractContextManager["ImageStreamWriter"]):
         self._encoder: PngStreamEncoder | None = None
 
     def quantize(self, floats: np.ndarray) -> np.ndarray:
-        """Float samples in [0, 1] -> this file's integer samples, exactly as :func:`write_image` rounds them."""
+        """Float samples in [0, 1] -> this file's integer samples, rounded as :func:`write_image` does."""
         return to_uint16(floats) if self.sixteen else to_uint8(floats)
 
     def __enter__(self) -> ImageStreamWriter:
@@ -280,17 +280,19 @@ class ImageStreamWriter(AbstractContextManager["ImageStreamWriter"]):
         return self
 
     def write(self, color: np.ndarray, alpha: np.ndarray | None = None) -> None:
-        """Queue the next rows: ``color`` n x W x C (C = 1 or 3) or n x W, ``alpha`` n x W (when the file has alpha)."""
+        """Queue the next rows: ``color`` n x W x C (C = 1 or 3) or n x W; ``alpha`` n x W with alpha."""
         c = np.asarray(color)
         if c.ndim == 2:
             c = c[:, :, None]
         want_c = 1 if self.gray else 3
         if c.ndim != 3 or c.shape[1:] != (self.width, want_c) or c.dtype != self.dtype:
-            raise ValueError(f"expected {self.dtype} colour rows n x {self.width} x {want_c}, got {c.dtype} {c.shape}")
+            raise ValueError(f"expected {self.dtype} colour rows n x {self.width} x {want_c}, "
+                             f"got {c.dtype} {c.shape}")
         if (alpha is not None) != self.alpha:
             raise ValueError("alpha rows must be given exactly when the image has alpha")
         if alpha is not None and (alpha.shape != c.shape[:2] or alpha.dtype != self.dtype):
-            raise ValueError(f"expected {self.dtype} alpha rows {c.shape[:2]}, got {alpha.dtype} {alpha.shape}")
+            raise ValueError(f"expected {self.dtype} alpha rows {c.shape[:2]}, "
+                             f"got {alpha.dtype} {alpha.shape}")
         while True:
             self._raise_encoder_error()
             try:
@@ -385,7 +387,7 @@ def open_image_stream(
     protect: Iterable[str | os.PathLike[str]] = (),
     png_compression: int = DEFAULT_PNG_COMPRESSION,
 ) -> ImageStreamWriter | None:
-    """A writer for a ``width`` x ``height`` image laid out like ``like``, or None if the format cannot stream.
+    """A band-wise writer for a ``width`` x ``height`` image laid out like ``like``; None if it cannot stream.
 
     ``like`` gives everything but the pixels: gray or colour, alpha, bit depth,
     EXIF and ICC profile, treated exactly as :func:`write_image` treats them,
@@ -404,4 +406,5 @@ def open_image_stream(
     gray = like.is_gray  # PNG stores gray as gray (see _planes)
     exif, icc = _metadata(like, fmt, gray)
     return ImageStreamWriter(p, int(width), int(height), gray=gray, alpha=like.has_alpha,
-                             sixteen=like.bit_depth == 16, exif=exif, icc=icc, level=level, overwrite=overwrite)
+                             sixteen=like.bit_depth == 16, exif=exif, icc=icc, level=level,
+                             overwrite=overwrite)

@@ -190,7 +190,8 @@ def test_streamed_file_is_the_one_shot_file(tmp_path: Path, upscaler: TiledUpsca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "streamed.png"]
 
 
-def test_bands_come_top_to_bottom_and_match_the_whole_result(upscaler: TiledUpscaler, photo: np.ndarray) -> None:
+def test_bands_come_top_to_bottom_and_match_the_whole_result(upscaler: TiledUpscaler,
+                                                             photo: np.ndarray) -> None:
     whole = upscaler.upscale(photo)
     bands = [e for e in upscaler.iter_bands([(photo, "rgb")], quantize=to_uint8) if isinstance(e, OutputBand)]
     assert len(bands) >= 3  # the test image really has several tile rows
@@ -209,7 +210,8 @@ def test_non_streaming_formats_take_the_one_shot_path(tmp_path: Path, upscaler: 
     assert out.read_bytes() == ref.read_bytes()
 
 
-def test_cancel_mid_stream_publishes_nothing(tmp_path: Path, upscaler: TiledUpscaler, photo: np.ndarray) -> None:
+def test_cancel_mid_stream_publishes_nothing(tmp_path: Path, upscaler: TiledUpscaler,
+                                             photo: np.ndarray) -> None:
     target = tmp_path / "out.png"
     target.write_bytes(b"previous result")
     token = CancelToken()
@@ -219,7 +221,8 @@ def test_cancel_mid_stream_publishes_nothing(tmp_path: Path, upscaler: TiledUpsc
             token.cancel()
 
     with pytest.raises(Cancelled):
-        upscale_image_to_file(ImageData(photo), upscaler, target, cancel=token, progress=cancel_after_a_few_tiles)
+        upscale_image_to_file(ImageData(photo), upscaler, target, cancel=token,
+                              progress=cancel_after_a_few_tiles)
     assert target.read_bytes() == b"previous result"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
 
@@ -240,7 +243,8 @@ def test_encoder_failure_names_the_file_and_leaves_no_temp(tmp_path: Path, upsca
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stream_refuses_to_overwrite_an_input(tmp_path: Path, upscaler: TiledUpscaler, photo: np.ndarray) -> None:
+def test_stream_refuses_to_overwrite_an_input(tmp_path: Path, upscaler: TiledUpscaler,
+                                              photo: np.ndarray) -> None:
     src = write_image(tmp_path / "in.png", ImageData(photo))
     before = src.read_bytes()
     with pytest.raises(ImageWriteError, match="input file"):
