@@ -43,7 +43,8 @@ REF_TILES = (256, 320, 384, 512)
 
 def cpu_record() -> dict[str, Any]:
     try:
-        from bench_inference import cpu_record as shared_record  # the inference benchmark's record, when it has one
+        # The inference benchmark's record of the CPU, when it has one.
+        from bench_inference import cpu_record as shared_record
 
         return dict(shared_record())
     except ImportError:
@@ -143,14 +144,14 @@ def main() -> None:
     width, height = (int(v) for v in args.size.lower().split("x"))
     os.environ["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
     cpu = cpu_record()
-    result: dict[str, Any] = {"cpu": cpu, "date": time.strftime("%Y-%m-%d %H:%M"), "input": f"{width}x{height}",
-                              "weights": WEIGHTS.name}
+    result: dict[str, Any] = {"cpu": cpu, "date": time.strftime("%Y-%m-%d %H:%M"),
+                              "input": f"{width}x{height}", "weights": WEIGHTS.name}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "in.png"
         result["content"] = make_input(src, width, height)
         if args.ref_tile:
-            tile, sweep = args.ref_tile, {}
+            tile, sweep = args.ref_tile, {"given": "--ref-tile (no sweep in this run)"}
         else:
             print("reference tile sweep (compute only) ...", flush=True)
             tile, sweep = best_reference_tile(src)
@@ -159,18 +160,21 @@ def main() -> None:
         commands = {
             "ours": [sys.executable, "-m", "dipnet_core", "upscale", str(src), "-o", str(tmp / "ours.png"),
                      "--model", str(WEIGHTS), "--overwrite"],
-            "reference": [sys.executable, __file__, "--child-reference", str(src), str(tmp / "ref.png"), str(tile)],
+            "reference": [sys.executable, __file__, "--child-reference", str(src), str(tmp / "ref.png"),
+                          str(tile)],
         }
         rounds: list[dict[str, Any]] = []
         for r in range(args.rounds):
             order = list(commands) if r % 2 == 0 else list(reversed(commands))
             entry = {name: _timed(commands[name]) for name in order}
             rounds.append(entry)
-            print(f"  round {r + 1}: " + ", ".join(f"{n} {entry[n]['wall_s']:.1f} s wall / {entry[n]['cpu_s']:.1f} s cpu"
-                                                  for n in commands), flush=True)
+            text = ", ".join(f"{n} {entry[n]['wall_s']:.1f} s wall / {entry[n]['cpu_s']:.1f} s cpu"
+                             for n in commands)
+            print(f"  round {r + 1}: {text}", flush=True)
         result["rounds"] = rounds
         for name in commands:
-            result[f"{name}_output_mb"] = (tmp / f"{'ours' if name == 'ours' else 'ref'}.png").stat().st_size / 2**20
+            out_png = tmp / ("ours.png" if name == "ours" else "ref.png")
+            result[f"{name}_output_mb"] = out_png.stat().st_size / 2**20
     ok = [r for r in rounds if all(v["exit_code"] == 0 for v in r.values())]
     if ok:
         result["ratio_wall"] = statistics.median(r["reference"]["wall_s"] / r["ours"]["wall_s"] for r in ok)
@@ -181,7 +185,8 @@ def main() -> None:
     OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
     OUT_JSON.write_text(json.dumps(result, indent=1))
 
-    print(f"\n{cpu.get('model', '?')} ({', '.join(sorted(flags))}); input {width}x{height} ({result['content']})")
+    print(f"\n{cpu.get('model', '?')} ({', '.join(sorted(flags))}); "
+          f"input {width}x{height} ({result['content']})")
     print("| whole process | best wall (s) | peak RSS (MB) | PNG (MB) |\n|---|---:|---:|---:|")
     for name in commands:
         label = "dipnet upscale" if name == "ours" else f"authors' code, tile {tile}, Pillow save"
