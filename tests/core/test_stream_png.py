@@ -290,8 +290,8 @@ def test_streamed_write_holds_a_band_not_the_image(tmp_path: Path, upscaler: Til
 
 
 def test_stream_writer_memory_is_bands_not_the_image(tmp_path: Path) -> None:
-    """A 6 MP image written in 100-row bands made on the fly: the writer keeps a few bands at most."""
-    h, w, band = 3000, 2000, 100
+    """An 8 MP image written in 100-row bands made on the fly: the writer keeps a few bands at most."""
+    h, w, band = 4000, 2000, 100
 
     def rows(y0: int) -> np.ndarray:
         yy = np.arange(y0, y0 + band, dtype=np.int32)[:, None]
