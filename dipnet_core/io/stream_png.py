@@ -7,12 +7,12 @@ streamed file and a one-shot file of the same pixels are the same bytes.
 
 ``compress_level`` (0-9, like zlib and Pillow: higher is smaller and slower)
 picks the row filter and the deflate strategy. Measured on a 10.5 MP upscaled
-photo (``benchmarks/bench_png_compression.py``, 2-core Zen 4, 8-bit RGB):
-Pillow's default level 6 took 4.1 s for 6.3 MB and its level 1 0.6 s for
-8.1 MB. The Sub filter (each byte minus the one a pixel to its left, one numpy
-subtraction) with zlib's run-length strategy (``Z_RLE``: matches only at
-distance one pixel-byte, which is where a filtered photo's redundancy is) took
-0.45 s for 6.5 MB: Pillow level 1 speed at nearly level 6 size. So:
+photo (``benchmarks/bench_png_compression.py``, 2-core Zen 4 shared with other
+jobs, 8-bit RGB, MiB): Pillow's default level 6 took 6.9 s for 5.99 MiB, its
+level 1 1.5 s for 7.71 MiB. The Sub filter (each byte minus the one a pixel to
+its left: one numpy subtraction) with zlib's run-length strategy (``Z_RLE``:
+matches only at distance one, where a filtered photo's redundancy is) took
+0.7 s for 6.19 MiB: faster than Pillow's level 1 at about its level-6 size. So:
 
 =====  ==============================  ==================================================
 level  filter                          deflate
@@ -23,10 +23,10 @@ level  filter                          deflate
 9      per row, the best of all five   default strategy, level 9 (smallest; very slow)
 =====  ==============================  ==================================================
 
-On that photo (same run, a shared machine): level 1 6.19 MB, levels 4-8 5.73 MB (smaller than
-Pillow's level 6, in about 3x the time of level 1), level 9 5.50 MB (over a minute). zlib's default
-strategy at levels 4-8 made larger files than ``Z_RLE`` (5.9-6.5 MB), more slowly, so it is used
-only for the smallest-file level 9.
+Levels 4-8 made 5.73 MiB (smaller than Pillow's level 6) in about 2.7x the time
+of level 1; level 9 5.50 MiB in minutes. zlib's default strategy at levels 4-8
+made larger files than ``Z_RLE`` (5.9-6.5 MiB), more slowly, so only level 9
+uses it.
 
 The default is :data:`DEFAULT_PNG_COMPRESSION` (1).
 """
