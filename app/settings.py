@@ -94,7 +94,7 @@ class Settings:
     batch_inputs: list[str] = field(default_factory=list)
     batch_output_dir: str = ""
     batch_recursive: bool = True
-    batch_skip_existing: bool = False
+    batch_skip_existing: bool = True  # re-running a batch never overwrites earlier outputs unasked
     # Training
     train_dirs: list[str] = field(default_factory=list)
     train_val_dir: str = ""

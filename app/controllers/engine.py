@@ -1,4 +1,4 @@
-"""One inference engine per (model, backend, device, tile size), built once and reused.
+"""One inference engine per (model, backend, device, tile size), built once and reused (a Qt-free service).
 
 Building means loading weights and creating a torch module or an ONNX Runtime
 session: cheap for DIPNet, but never something to repeat per click or per
@@ -60,6 +60,11 @@ class EngineCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+
+    def current(self) -> Engine | None:
+        """The engine built last, if any (without building one)."""
+        with self._lock:
+            return self._engine
 
     def get(self, key: EngineKey) -> Engine:
         with self._lock:

@@ -1,4 +1,7 @@
-"""The Upscale tab: open/drop/paste an image, compare before/after, upscale, save."""
+"""The Upscale tab (a view): open/drop/paste an image, compare before/after, upscale, save.
+
+Layout and painting only; it emits signals and its setters are called by the upscale controller.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from .common import Banner, format_duration, hint_label, local_paths, primary_bu
 from .viewer import CompareCanvas, SideBySide, ViewState
 
 SAVE_FORMATS = ("png", "jpg", "webp", "tiff")
+BATCH_ACTION = "Add to Batch"
 OPEN_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif *.tga);;All files (*)"
 
 
@@ -69,8 +73,10 @@ class UpscaleView(QWidget):
     upscaleRequested = Signal()
     cancelRequested = Signal()
     saveRequested = Signal()
+    saveAsRequested = Signal()
     copyRequested = Signal()
     importModelRequested = Signal()
+    batchAccepted = Signal()  # the user took the offer to upscale dropped files in the Batch tab
     viewChanged = Signal()  # zoom, pan, mode or resize changed what is visible
     modeChanged = Signal(str)
     saveOptionsChanged = Signal()
@@ -186,9 +192,9 @@ class UpscaleView(QWidget):
         self.drop_zone.paste_btn.clicked.connect(self.pasteRequested)
         self.upscale_btn.clicked.connect(self.upscaleRequested)
         self.cancel_btn.clicked.connect(self.cancelRequested)
-        self.save_btn.clicked.connect(self.saveRequested)
+        self.save_btn.clicked.connect(self.saveAsRequested)
         self.copy_btn.clicked.connect(self.copyRequested)
-        self.banner.actionClicked.connect(self.importModelRequested)
+        self.banner.actionClicked.connect(self._on_banner_action)
         self.split_btn.toggled.connect(lambda on: on and self.set_mode("split"))
         self.side_btn.toggled.connect(lambda on: on and self.set_mode("side"))
         self.lens_btn.toggled.connect(self._set_lens)
@@ -198,11 +204,14 @@ class UpscaleView(QWidget):
         self.format_combo.currentIndexChanged.connect(self._on_format)
         self.quality_spin.valueChanged.connect(self.saveOptionsChanged)
         self.template_edit.editingFinished.connect(self.saveOptionsChanged)
-        QShortcut(QKeySequence.StandardKey.Open, self, self.openRequested.emit)
+        # Open, Save, Fit and 100 % are the main window's menu shortcuts (two owners would make them
+        # ambiguous); these two only make sense while this tab has the focus.
         QShortcut(QKeySequence.StandardKey.Paste, self, self.pasteRequested.emit)
-        QShortcut(QKeySequence.StandardKey.Save, self, self.saveRequested.emit)
-        QShortcut(QKeySequence("Ctrl+0"), self, self.fit_btn.click)
-        QShortcut(QKeySequence("Ctrl+1"), self, self.actual_btn.click)
+        for key in (Qt.Key.Key_Space, Qt.Key.Key_Backslash):
+            QShortcut(QKeySequence(key), self, self.toggle_before,
+                      context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        for c in self.canvases():
+            c.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # a click on the image gives the shortcuts focus
         self.set_has_result(False)
         self.set_has_image(False)
 
@@ -259,7 +268,13 @@ class UpscaleView(QWidget):
             c.label_after = f"DIPNet ×{scale}"
             c.set_before(before)
         self.pages.setCurrentIndex(1)
-        self.state.fit(self.active_canvas().size() if self.active_canvas().width() > 1 else QSize(800, 600))
+        self.set_showing_before(False)
+        if self.state.fit_mode:
+            self.state.fit(self.active_canvas().size() if self.active_canvas().width() > 1 else QSize(800, 600))
+        else:
+            # The user chose a zoom: the next image opens at the same zoom (centred); the split stays too.
+            self.state.set_view(self.state.zoom, self.state.image_size_center())
+            self.viewChanged.emit()
         self.set_has_image(True)
         self.set_has_result(False)
         self.status_label.setText(title)
@@ -269,9 +284,22 @@ class UpscaleView(QWidget):
         """The canvases that show the upscaled side: the compare view and the side-by-side right pane."""
         return self.compare, self.side.right
 
+    def toggle_before(self) -> None:
+        """Flip the upscaled side to the original and back, at the current zoom and position."""
+        if self.pages.currentIndex() == 1:
+            self.set_showing_before(not self.compare.showing_before)
+
+    def set_showing_before(self, on: bool) -> None:
+        for c in self._after_canvases():
+            c.set_showing_before(on)
+
     def show_preview_patch(self, box: QRect, image: QImage) -> None:
         for c in self._after_canvases():
             c.add_patch(box, image)
+
+    def drop_oldest_preview_patches(self, count: int) -> None:
+        for c in self._after_canvases():
+            c.drop_oldest_patches(count)
 
     def show_tile(self, box: QRect, image: QImage) -> None:
         """A finished tile of the running full upscale (``box`` in output pixels)."""
@@ -322,6 +350,22 @@ class UpscaleView(QWidget):
 
     def show_error(self, text: str) -> None:
         self.banner.show_message(text, "error")
+
+    def _on_banner_action(self) -> None:
+        if self.banner.action.text() == BATCH_ACTION:
+            self.banner.hide()
+            self.batchAccepted.emit()
+        else:
+            self.importModelRequested.emit()
+
+    def offer_batch(self, n_files: int, n_folders: int) -> None:
+        """Dropped several files or a folder: offer to upscale them all in the Batch tab."""
+        what = ", ".join(
+            t for t in (f"{n_files} image{'s' * (n_files != 1)}" if n_files else "",
+                        f"{n_folders} folder{'s' * (n_folders != 1)}" if n_folders else "") if t
+        )
+        self.banner.show_message(f"You dropped {what}. Upscale all of them in the Batch tab?", "info", BATCH_ACTION)
+        self.banner.close_btn.show()  # the offer can be declined
 
     def set_model_missing(self, missing: bool) -> None:
         if missing:
