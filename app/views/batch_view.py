@@ -162,7 +162,7 @@ class BatchView(QWidget):
         out_row.addWidget(self.output_edit, 1)
         out_row.addWidget(browse)
         self.recursive = QCheckBox("Include subfolders (mirror the folder tree)")
-        self.skip_existing = QCheckBox("Skip files whose output already exists")
+        self.skip_existing = QCheckBox("Skip images whose output already exists (uncheck to overwrite them)")
         self.template_edit = QLineEdit("{stem}_x{scale}")
         self.template_edit.setToolTip("Fields: {stem}, {scale}, {model}, {ext}")
         self.format_combo = QComboBox()
@@ -293,11 +293,6 @@ class BatchView(QWidget):
 
     def output_format(self) -> str | None:
         return BATCH_FORMATS[self.format_combo.currentIndex()][1]
-
-    def set_output_format(self, fmt: str | None) -> None:
-        for i, (_label, f) in enumerate(BATCH_FORMATS):
-            if f == fmt:
-                self.format_combo.setCurrentIndex(i)
 
     def _update_quality_enabled(self) -> None:
         self.quality_spin.setEnabled(self.output_format() in (None, "jpg", "webp"))

@@ -315,11 +315,6 @@ class UpscaleView(QWidget):
             c.set_after(image)
         self.set_has_result(True)
 
-    def clear_result(self) -> None:
-        for c in self._after_canvases():
-            c.set_after(None)
-        self.set_has_result(False)
-
     # ------------------------------------------------------------------ state setters
     def set_has_image(self, has: bool) -> None:
         for w in (self.upscale_btn, self.fit_btn, self.actual_btn, self.lens_btn):
