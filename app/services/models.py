@@ -204,6 +204,8 @@ class ModelLibrary(QObject):
         target = self._unique_target(name or loaded.descriptor.name or src.stem, src.suffix.lower())
         try:
             shutil.copy2(src, target)
+            if card_path(src).is_file():  # the model card travels with the weights
+                shutil.copy2(card_path(src), card_path(target))
         except OSError as exc:
             raise ModelLoadError(src, f"cannot copy it into {self._paths.models_dir}: {exc}") from exc
         meta: dict[str, Any] = {"name": name or loaded.descriptor.name or src.stem, "origin": origin}
@@ -232,6 +234,7 @@ class ModelLibrary(QObject):
         if entry.builtin:
             raise ValueError("the built-in model cannot be deleted")
         entry.path.unlink(missing_ok=True)
+        card_path(entry.path).unlink(missing_ok=True)
         self._index.pop(id_, None)
         self._save_index()
         if self._store.settings.default_model == id_:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QToolButton,
@@ -117,7 +118,11 @@ class UpscaleView(QWidget):
         self.zoom_label.setMinimumWidth(48)
         self.upscale_btn = primary_button("Upscale ×4")
         self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.hide()
+        # Upscale and Cancel share one slot of a fixed size, so swapping them never moves the view.
+        self.action_stack = QStackedWidget()
+        self.action_stack.addWidget(self.upscale_btn)
+        self.action_stack.addWidget(self.cancel_btn)
+        self.action_stack.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
         bar = QHBoxLayout()
         bar.setSpacing(6)
@@ -130,8 +135,7 @@ class UpscaleView(QWidget):
         for w in (self.fit_btn, self.actual_btn, self.zoom_label):
             bar.addWidget(w)
         bar.addStretch(1)
-        bar.addWidget(self.cancel_btn)
-        bar.addWidget(self.upscale_btn)
+        bar.addWidget(self.action_stack)
 
         # --- centre
         self.banner = Banner()
@@ -147,6 +151,9 @@ class UpscaleView(QWidget):
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)
+        keep = self.progress.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)  # showing it must not change the row's height (the view would shift)
+        self.progress.setSizePolicy(keep)
         self.progress.hide()
         self.status_label = QLabel("Open an image to start.")
         self.info_label = hint_label()
@@ -325,8 +332,7 @@ class UpscaleView(QWidget):
             w.setEnabled(has)
 
     def set_busy(self, busy: bool) -> None:
-        self.cancel_btn.setVisible(busy)
-        self.upscale_btn.setVisible(not busy)
+        self.action_stack.setCurrentWidget(self.cancel_btn if busy else self.upscale_btn)
         self.progress.setVisible(busy)
         if busy:
             self.progress.setRange(0, 0)
