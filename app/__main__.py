@@ -26,8 +26,8 @@ class _DialogBridge(QObject):
 def build_app(argv: list[str] | None = None) -> tuple[QApplication, object]:
     """Create the QApplication and the main window (shared by main() and the screenshot script)."""
     from .controllers.context import AppContext
-    from .services.models import ModelLibrary
     from .errors import ErrorReporter, setup_logging
+    from .services.models import ModelLibrary
     from .settings import AppPaths, SettingsStore
     from .theme import ThemeManager
     from .views.main_window import ICON

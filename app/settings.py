@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AppPaths:
+    """Where the app keeps its settings, models, logs and training runs."""
+
     config_dir: Path
     data_dir: Path
     log_dir: Path
@@ -75,6 +77,8 @@ class AppPaths:
 
 @dataclass
 class Settings:
+    """Everything the app remembers between sessions (saved as JSON)."""
+
     # Inference
     default_model: str = ""  # model id from the library ("builtin" or a file name in models_dir)
     backend: str = "auto"  # auto | torch | onnx

@@ -35,6 +35,8 @@ class _Planned:
 
 
 class BatchController(TabController):
+    """Batch tab: drives the BatchView; touches the chosen inputs (read only), the output folder, settings."""
+
     finished = Signal(object)  # BatchReport or None (failed), emitted once the controller is idle again
     view: BatchView
 

@@ -10,9 +10,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from ..errors import ErrorReporter, NoModelError, is_expected, user_message
+from ..services.models import ModelEntry, ModelLibrary
 from ..settings import SettingsStore
 from .engine import Engine, EngineCache, EngineKey
-from ..services.models import ModelEntry, ModelLibrary
 
 
 class AppContext(QObject):

@@ -21,6 +21,8 @@ PREVIEW_TILE = 96
 
 @dataclass(frozen=True)
 class EngineKey:
+    """What an engine depends on: a different key means a different engine (and different pixels)."""
+
     model_path: Path
     backend: str
     device: str
@@ -57,6 +59,8 @@ class Engine:
 
 
 class EngineCache:
+    """Holds the one engine in use; controllers' workers ask it for the engine (thread safe)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._engine: Engine | None = None

@@ -16,6 +16,7 @@ whole view, and the first one is painted after about a third of the time.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 
@@ -68,7 +69,7 @@ def _band_edges(y0: int, y1: int, band: int) -> list[tuple[int, int]]:
 def _split_width(x0: int, x1: int, centre_x: float, max_piece: int) -> list[tuple[int, int]]:
     n = math.ceil((x1 - x0) / max_piece)
     edges = [x0 + round(i * (x1 - x0) / n) for i in range(n + 1)]
-    parts = list(zip(edges[:-1], edges[1:]))
+    parts = list(pairwise(edges))
     return sorted(parts, key=lambda p: abs((p[0] + p[1]) / 2 - centre_x))
 
 

@@ -1,4 +1,7 @@
-"""Upscale tab logic: open, live preview, full upscale, save, clipboard."""
+"""Upscale tab logic: open, live preview, full upscale, save, clipboard.
+
+Drives the UpscaleView; touches the engine (through AppContext), settings, and the files it saves.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ TILE_PAINT_MAX_OUTPUT_PIXELS = 48_000_000
 
 @dataclass
 class Loaded:
+    """The image open in the Upscale tab, as read, plus its RGB copy for previews."""
+
     image: Any  # dipnet_core.io.ImageData
     rgb: np.ndarray  # HxWx3 float32 colour for previews (gray repeated)
     title: str
@@ -399,7 +404,9 @@ class UpscaleController(TabController):
 
     def _on_progress(self, payload: tuple[Any, tuple[tuple[int, int, int, int], QImage] | None]) -> None:
         tp, patch = payload
-        self.view.set_progress(tp.done, tp.total, tp.eta_s, tp.megapixels_per_s)
+        # The core counts input megapixels; the app speaks of output megapixels everywhere (as the
+        # Models tab's speed test does), the size of what the user gets.
+        self.view.set_progress(tp.done, tp.total, tp.eta_s, tp.megapixels_per_s * self._scale**2)
         if patch is not None and self.result is None:
             (x0, y0, _x1, _y1), image = patch
             s = self._scale

@@ -33,6 +33,8 @@ BUILTIN_ID = "builtin"
 
 @dataclass
 class ModelEntry:
+    """One model of the library as the views show it (plain data)."""
+
     id: str
     path: Path
     name: str

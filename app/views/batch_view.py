@@ -1,4 +1,4 @@
-"""The Batch tab: inputs, options, the queue table and overall progress."""
+"""The Batch tab (a view): inputs, options, the queue table and overall progress; no logic."""
 
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ STATUS_TEXT = {
 
 @dataclass
 class QueueRow:
+    """One line of the batch queue table."""
+
     input: Path
     output: Path | None
     status: str = "waiting"
@@ -61,6 +63,8 @@ class QueueRow:
 
 
 class QueueModel(QAbstractTableModel):
+    """The queue table's rows for Qt's item view (status, details, time per file)."""
+
     HEADERS = ("File", "Status", "Details", "Time")
 
     def __init__(self) -> None:
@@ -116,6 +120,8 @@ class QueueModel(QAbstractTableModel):
 
 
 class BatchView(QWidget):
+    """The Batch tab: shows inputs, options and the queue; emits the user's requests as signals."""
+
     inputsDropped = Signal(list)  # list[Path]
     addFolderRequested = Signal()
     addFilesRequested = Signal()

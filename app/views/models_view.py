@@ -76,6 +76,8 @@ def _psnr_cell(e: ModelEntry) -> str:
 
 
 class ModelsView(QWidget):
+    """The Models & Settings tab: shows the models and settings it is given; emits the user's requests."""
+
     importRequested = Signal()
     renameRequested = Signal(str)
     deleteRequested = Signal(str)
@@ -217,7 +219,7 @@ class ModelsView(QWidget):
         bold.setBold(True)
         for r, e in enumerate(entries):
             psnr = _psnr_cell(e)
-            speed = f"{e.speed_mps:.2f} MP/s" if e.speed_mps is not None else "–"
+            speed = f"{e.speed_mps:.2f} out MP/s" if e.speed_mps is not None else "–"
             cells = (
                 "★" if e.id == default_id else "",
                 e.name,

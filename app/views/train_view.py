@@ -261,6 +261,7 @@ class TrainMonitor(QWidget):
         self.stage_list.setSpacing(3)
         self.stage_list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.stage_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.stage_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         stages_title = QLabel("Stages")
         stages_title.setObjectName("section")
         self.set_stages([])
@@ -275,6 +276,8 @@ class TrainMonitor(QWidget):
         self.loss_plot.setLogMode(y=True)
         self.loss_plot.addLegend(offset=(-10, 10))
         self.loss_plot.setLabel("bottom", "step")
+        # Label only the decades of the log axis: labelled minor ticks pile up on a short plot.
+        self.loss_plot.getAxis("left").setStyle(maxTextLevel=0)
         self.psnr_plot = pg.PlotWidget(title="Validation PSNR-Y (dB)")
         self.psnr_plot.setLabel("bottom", "step")
         self.psnr_curve = self.psnr_plot.plot(
@@ -371,7 +374,7 @@ class TrainMonitor(QWidget):
         self.stage_list.clear()
         if not names:
             # Before a run: say what this panel is for instead of showing an empty box.
-            item = QListWidgetItem("The stages of the run\nappear here when it starts.")
+            item = QListWidgetItem("Stages appear here\nwhen a run starts.")
             item.setFlags(Qt.ItemFlag.NoItemFlags)
             self.stage_list.addItem(item)
         for n in names:

@@ -67,6 +67,8 @@ class DropZone(QFrame):
 
 
 class UpscaleView(QWidget):
+    """The Upscale tab: toolbar, before/after canvases, status and save rows; emits the user's requests."""
+
     openRequested = Signal()
     pasteRequested = Signal()
     pathsDropped = Signal(list)  # list[Path]
@@ -151,9 +153,6 @@ class UpscaleView(QWidget):
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)
-        keep = self.progress.sizePolicy()
-        keep.setRetainSizeWhenHidden(True)  # showing it must not change the row's height (the view would shift)
-        self.progress.setSizePolicy(keep)
         self.progress.hide()
         self.status_label = QLabel("Open an image to start.")
         self.info_label = hint_label()
@@ -171,6 +170,8 @@ class UpscaleView(QWidget):
         self.copy_btn = QPushButton("Copy")
         self.copy_btn.setToolTip("Copy the upscaled image to the clipboard")
 
+        # The row is always as tall as with the progress bar shown: showing it must not shift the view.
+        self.status_label.setMinimumHeight(max(self.progress.sizeHint().height(), self.status_label.sizeHint().height()))
         status = QHBoxLayout()
         status.addWidget(self.progress)
         status.addWidget(self.status_label, 1)
@@ -338,9 +339,10 @@ class UpscaleView(QWidget):
             self.progress.setRange(0, 0)
 
     def set_progress(self, done: int, total: int, eta_s: float | None, mps: float | None) -> None:
+        """``mps``: output megapixels per second."""
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
-        speed = f" · {mps:.2f} MP/s" if mps else ""
+        speed = f" · {mps:.2f} output MP/s" if mps else ""
         self.status_label.setText(f"Upscaling… tile {done}/{total} · {format_duration(eta_s)} left{speed}")
 
     def set_status(self, text: str) -> None:

@@ -1,4 +1,4 @@
-"""Before/after image viewer: split divider, side-by-side with shared zoom/pan, magnifier lens.
+"""Before/after image viewer (a view): split divider, side-by-side with shared zoom/pan, magnifier lens.
 
 Everything is drawn in *output* image coordinates (the upscaled size); the
 low-resolution "before" image is simply drawn ``scale`` times larger. One

@@ -44,9 +44,8 @@ def test_ctrl_q_quits(window: object, qtbot: object) -> None:
 def test_about_names_versions_and_backend_and_log_folder_opens(
     window: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from PySide6.QtGui import QDesktopServices
-
     import PySide6
+    from PySide6.QtGui import QDesktopServices
 
     w = window
     text = w.about_text()  # type: ignore[attr-defined]

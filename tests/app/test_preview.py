@@ -200,7 +200,7 @@ def test_closing_the_window_with_a_preview_in_flight(ctx: object, qtbot: object,
 
         up.preview._compute = stubborn
         up.open_path(write_png(tmp_path / f"{how}.png", 64, 48))
-        qtbot.waitUntil(lambda: "running" in up.preview.outcomes.values(), timeout=20_000)  # type: ignore[attr-defined]
+        qtbot.waitUntil(lambda up=up: "running" in up.preview.outcomes.values(), timeout=20_000)  # type: ignore[attr-defined]
         task = up.preview._running[1]
         if how == "close":
             w.close()  # cancels the window's work (and would wait for it, but this one is held)
