@@ -49,7 +49,7 @@ class DropZone(QFrame):
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         sub = hint_label(
             "PNG, JPEG, WebP, TIFF, BMP … 8 or 16 bit, with or without alpha.\n"
-            "Drop a folder to upscale all of it in the Batch tab."
+            "Drop several images or a folder to upscale them all in the Batch tab."
         )
         sub.setAlignment(Qt.AlignmentFlag.AlignCenter)
         row = QHBoxLayout()
