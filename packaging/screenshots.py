@@ -8,7 +8,7 @@ and the built-in model; the pictures shown are Set14/Set5 images from ../shared/
 present, generated ones otherwise. A tiny real training run fills the Train tab. Each state is
 captured in both themes and both sizes while it holds (a batch is paused for it; an upscale and a
 training run are slowed down with small tiles and more steps), and every PNG is quantized to 256
-colours to stay small. Files: ``<out>/<theme>-<width>x<height>/<tab>-<state>.png``.
+colours to stay small (the upscale is held after a few tiles for its "during" pictures). Files: ``<out>/<theme>-<width>x<height>/<tab>-<state>.png``.
 """
 
 from __future__ import annotations
@@ -151,11 +151,34 @@ def main() -> int:
     w.ctx.settings.tile_size = 64  # type: ignore[attr-defined]  # many small tiles: the run lasts a while
     w.ctx.inference_settings_changed()  # type: ignore[attr-defined]
     wait(up.preview.idle, 120_000)
+    # Hold the upscale after a few tiles while the "during" pictures are taken (it would finish
+    # before all four are), by wrapping the core function the controller calls.
+    import threading
+
+    import dipnet_core.engine as engine_mod
+
+    release = threading.Event()
+    real_upscale = engine_mod.upscale_image
+
+    def held_upscale(img: object, upscaler: object, cancel: object = None, progress: object = None) -> object:
+        tiles = [0]
+
+        def on_tile(tp: object) -> None:
+            progress(tp)  # type: ignore[operator]
+            tiles[0] += 1
+            if tiles[0] == 8:
+                release.wait(120)
+
+        return real_upscale(img, upscaler, cancel=cancel, progress=on_tile)  # type: ignore[arg-type]
+
+    engine_mod.upscale_image = held_upscale
     up.upscale()
-    wait_until(lambda: len(view.compare.tiles()) >= 6)
+    wait_until(lambda: len(view.compare.tiles()) >= 8)
     shots(w.TAB_UPSCALE, "upscale", "during")  # type: ignore[attr-defined]
+    release.set()
     if up.busy:
         wait(up.resultReady)
+    engine_mod.upscale_image = real_upscale
     view.state.set_view(1.5, view.state.image_size_center())
     shots(w.TAB_UPSCALE, "upscale", "after")  # type: ignore[attr-defined]
     w.ctx.settings.tile_size = 0  # type: ignore[attr-defined]  # back to automatic tiles for the rest

@@ -65,6 +65,20 @@ def stage_title(name: str) -> str:
     return name
 
 
+class _LogAxis(pg.AxisItem):
+    """A log axis that labels only 1, 2 and 5 of each decade: all nine pile up on a short plot."""
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        strings = super().tickStrings(values, scale, spacing)
+        if not self.logMode:
+            return strings
+        keep = []
+        for v, text in zip(values, strings, strict=True):
+            mantissa = round(10 ** (v - np.floor(v + 1e-9)), 3)
+            keep.append(text if mantissa in (1.0, 2.0, 5.0) else "")
+        return keep
+
+
 class TrainForm(QWidget):
     """Data, teacher and recipe of a run, and the Start / Resume / Stop buttons."""
 
@@ -272,12 +286,10 @@ class TrainMonitor(QWidget):
         self.progress.setValue(0)
         self.step_label = hint_label("")
         pg.setConfigOptions(antialias=True)
-        self.loss_plot = pg.PlotWidget(title="Training loss")
+        self.loss_plot = pg.PlotWidget(title="Training loss", axisItems={"left": _LogAxis("left")})
         self.loss_plot.setLogMode(y=True)
         self.loss_plot.addLegend(offset=(-10, 10))
         self.loss_plot.setLabel("bottom", "step")
-        # Label only the decades of the log axis: labelled minor ticks pile up on a short plot.
-        self.loss_plot.getAxis("left").setStyle(maxTextLevel=0)
         self.psnr_plot = pg.PlotWidget(title="Validation PSNR-Y (dB)")
         self.psnr_plot.setLabel("bottom", "step")
         self.psnr_curve = self.psnr_plot.plot(
