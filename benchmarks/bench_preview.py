@@ -148,6 +148,8 @@ def main() -> int:
         "cpu": cpu_model(),
         "physical_cores": hardware.physical_cores(),
         "native_bf16": native_bf16,
+        # Other processes competing for the cores while it ran: seconds scale with it, ratios hardly.
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "backend": backend,
         "debounce_s": debounce_s,
         "first_piece_s": round(med(first), 3),
@@ -160,7 +162,8 @@ def main() -> int:
         "per_round": {"first_piece_s": first, "complete_s": complete, "reference_s": reference},
         "date": time.strftime("%Y-%m-%d"),
     }
-    print(f"CPU: {result['cpu']} ({result['physical_cores']} cores, native bf16: {native_bf16})")
+    print(f"CPU: {result['cpu']} ({result['physical_cores']} cores, native bf16: {native_bf16}, "
+          f"load average {result['load_average_1min']})")
     print(f"backend: {backend}")
     print(f"view {VIEW_W}x{VIEW_H} at 100 % = LR box {VIEW_W // 4}x{VIEW_H // 4}, {rounds} rounds, medians:\n")
     print("| measure | seconds |")
