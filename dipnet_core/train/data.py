@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..errors import InputError
 from ..resize import bicubic_downscale_uint8, imresize, modcrop
 
 __all__ = [
@@ -57,7 +58,7 @@ __all__ = [
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class DataError(RuntimeError):
+class DataError(InputError, RuntimeError):
     """No usable training data (the message says why and lists what was skipped)."""
 
 
@@ -95,7 +96,7 @@ def read_rgb_uint8(path: str | Path) -> np.ndarray:
         from PIL import Image
 
         try:
-            with Image.open(path) as im:
+            with Image.open(path, formats=("PNG", "JPEG", "BMP", "TIFF", "WEBP")) as im:
                 im.load()
                 if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                     arr = np.asarray(im, dtype=np.float64)
@@ -117,7 +118,9 @@ def _image_size(path: Path) -> tuple[int, int]:
     """(height, width) from the header only; full decoding is deferred to first use."""
     from PIL import Image
 
-    with Image.open(path) as im:
+    from ..io.formats import DECODER_FORMATS
+
+    with Image.open(path, formats=DECODER_FORMATS) as im:  # never a plugin that runs a program
         w, h = im.size
     return h, w
 
