@@ -1,4 +1,4 @@
-"""The batch job with the real official model over a small folder tree with good and bad files."""
+"""The batch job with the real shipped built-in model over a small folder tree with good and bad files."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ BAD = ("sub/truncated.png", "empty.jpg", "notes.png")
 
 
 @pytest.fixture(scope="module")
-def upscaler(official_model) -> Iterator[TiledUpscaler]:
-    with TiledUpscaler(create_backend(official_model, backend="torch", device="cpu")) as up:
+def upscaler(builtin_model) -> Iterator[TiledUpscaler]:
+    with TiledUpscaler(create_backend(builtin_model, backend="torch", device="cpu")) as up:
         yield up
 
 
