@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..io import ImageReadError, is_image_path, read_image
 from ..resize import bicubic_downscale_uint8, imresize, modcrop
 
 __all__ = [
@@ -61,22 +62,12 @@ class DataError(RuntimeError):
     """No usable training data (the message says why and lists what was skipped)."""
 
 
-try:  # the app's reader raises its own error type (not an OSError)
-    from ..io import ImageReadError as _ImageReadError
-except ImportError:  # pragma: no cover - io is part of the package
-    class _ImageReadError(Exception):  # type: ignore[no-redef]
-        pass
-
-READ_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, _ImageReadError)
+# The app's reader raises its own error type (not an OSError).
+READ_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, ImageReadError)
 
 
 def _is_image_path(p: Path) -> bool:
-    try:
-        from ..io import is_image_path  # the colleague's io knows every format the app reads
-
-        return bool(is_image_path(p))
-    except ImportError:
-        return p.suffix.lower() in IMAGE_SUFFIXES
+    return bool(is_image_path(p))  # io knows every format the app reads
 
 
 def read_rgb_uint8(path: str | Path) -> np.ndarray:
@@ -84,26 +75,8 @@ def read_rgb_uint8(path: str | Path) -> np.ndarray:
 
     Raises ``OSError``/``ValueError`` naming the file when it cannot be decoded.
     """
-    try:
-        from ..io import read_image
-    except ImportError:
-        read_image = None
-    if read_image is not None:
-        pixels = np.asarray(read_image(path).pixels, dtype=np.float32)
-        img = np.clip(np.round(pixels * 255.0), 0, 255).astype(np.uint8)
-    else:
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                im.load()
-                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    arr = np.asarray(im, dtype=np.float64)
-                    img = np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)
-                else:
-                    img = np.asarray(im.convert("RGB"))
-        except Exception as exc:  # PIL raises many types for corrupt files
-            raise OSError(f"cannot read image '{path}': {exc}") from exc
+    pixels = np.asarray(read_image(path).pixels, dtype=np.float32)
+    img = np.clip(np.round(pixels * 255.0), 0, 255).astype(np.uint8)
     if img.ndim == 2:
         img = img[..., None]
     if img.shape[2] == 1:

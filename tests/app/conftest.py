@@ -1,6 +1,6 @@
-"""Fixtures for the GUI tests: a throwaway user folder, app services with the official model, tiny images.
+"""Fixtures for the GUI tests: a throwaway user folder, app services with the built-in model, tiny images.
 
-The official weights come from ``official_weights_path`` in ``tests/conftest.py`` (skips if absent).
+The model file comes from ``builtin_weights_path`` in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ def tiny_image(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ctx(studio_home: Path, official_weights_path: Path, qapp: object) -> Iterator[object]:
-    """App services with the official model imported and set as default."""
+def ctx(studio_home: Path, builtin_weights_path: Path, qapp: object) -> Iterator[object]:
+    """App services with a copy of the built-in model imported and set as default."""
     from app.controllers.context import AppContext
     from app.controllers.models import ModelLibrary
     from app.settings import AppPaths, SettingsStore
 
     store = SettingsStore(AppPaths.default().ensure())
     library = ModelLibrary(store)
-    entry = library.import_file(official_weights_path, name="DIPNet official")
+    entry = library.import_file(builtin_weights_path, name="Built-in copy")
     library.set_default(entry.id)
     yield AppContext(store, library)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
-from studio_testutil import needs_engine, write_png
+from studio_testutil import write_png
 
 
 def _tree(root: Path) -> Path:
@@ -17,7 +17,6 @@ def _tree(root: Path) -> Path:
     return src
 
 
-@needs_engine
 def test_batch_with_a_bad_file_then_retry(window: object, qtbot: object, tmp_path: Path) -> None:
     from dipnet_core.batch import BatchReport
 
@@ -62,7 +61,6 @@ def test_batch_with_a_bad_file_then_retry(window: object, qtbot: object, tmp_pat
     assert {r.status for r in v.model.rows} == {"skipped"}
 
 
-@needs_engine
 def test_batch_pause_and_cancel(window: object, qtbot: object, tmp_path: Path) -> None:
     src = tmp_path / "many"
     for i in range(4):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from studio_testutil import needs_engine
 
 from app.controllers.preview import PreviewScheduler
 from dipnet_core.cancel import CancelToken
@@ -49,7 +48,6 @@ def test_debounce_coalesces_a_burst(qtbot: object) -> None:
     assert [sched.outcomes[i] for i in ids] == ["superseded"] * 4 + ["applied"]
 
 
-@needs_engine
 def test_view_changes_in_the_app_apply_only_the_last_preview(
     window: object, qtbot: object, tmp_path: Path
 ) -> None:

@@ -63,7 +63,7 @@ def test_settings_survive_a_restart_of_the_main_window(ctx: object, qtbot: objec
     assert w2.batch.inputs == [tmp_path]
     assert w2.models_view.tile_size() == 384 and store.settings.tile_size == 384
     assert w2.tabs.currentIndex() == w2.TAB_MODELS
-    assert w2.ctx.current_model() is not None and w2.ctx.current_model().name == "DIPNet official"
+    assert w2.ctx.current_model() is not None and w2.ctx.current_model().name == "Built-in copy"
     w2.close()
 
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from studio_testutil import engine_missing, write_png
-
-from app.controllers.train import train_available
-
-pytestmark = pytest.mark.skipif(train_available() is not None, reason="dipnet_core.train not available")
+from studio_testutil import write_png
 
 
 def _data(root: Path) -> Path:
@@ -28,7 +24,6 @@ def _setup(window: object, data: Path, name: str) -> object:
     return w.train  # type: ignore[attr-defined]
 
 
-@pytest.mark.skipif(engine_missing() is not None, reason="dipnet_core.engine not available")
 def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: object, tmp_path: Path) -> None:
     tc = _setup(window, _data(tmp_path), "tiny-app-model")
     events: list[dict] = []

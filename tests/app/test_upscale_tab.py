@@ -8,7 +8,7 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
-from studio_testutil import needs_engine, write_png
+from studio_testutil import write_png
 
 
 def drop_files(target: object, paths: list[Path]) -> None:
@@ -28,7 +28,6 @@ def drop_files(target: object, paths: list[Path]) -> None:
     assert drop.isAccepted()
 
 
-@needs_engine
 def test_drop_preview_upscale_save(window: object, qtbot: object, tiny_image: Path, tmp_path: Path) -> None:
     w = window
     view, up = w.upscale_view, w.upscale  # type: ignore[attr-defined]
@@ -42,13 +41,13 @@ def test_drop_preview_upscale_save(window: object, qtbot: object, tiny_image: Pa
         view.upscale_btn.click()
     assert view.compare.has_after() and view.save_btn.isEnabled()
     assert "Done" in view.status_label.text()
-    assert "DIPNet official" in view.info_label.text()  # model, backend and device are shown
+    assert "Built-in copy" in view.info_label.text()  # model, backend and device are shown
 
     # Save with the name template (PNG) and check the file.
     view.template_edit.setText("{stem}_x{scale}_{model}")
     view.template_edit.editingFinished.emit()
     target = up.suggested_save_path()
-    assert target.name == "tiny_x4_DIPNet official.png"
+    assert target.name == "tiny_x4_Built-in copy.png"
     out = tmp_path / "out" / target.name
     out.parent.mkdir()
     with qtbot.waitSignal(up.saved, timeout=20_000) as sig:  # type: ignore[attr-defined]
@@ -73,7 +72,6 @@ def test_drop_preview_upscale_save(window: object, qtbot: object, tiny_image: Pa
     assert str(tiny_image) in w.ctx.settings.recent_files  # type: ignore[attr-defined]
 
 
-@needs_engine
 def test_cancel_full_upscale(window: object, qtbot: object, tmp_path: Path, monkeypatch: object) -> None:
     import threading
 
@@ -169,7 +167,6 @@ def test_dropping_a_folder_goes_to_the_batch_tab(window: object, tmp_path: Path)
     assert w.batch.inputs == [folder]  # type: ignore[attr-defined]
 
 
-@needs_engine
 def test_paste_from_clipboard(window: object, qtbot: object) -> None:
     from PySide6.QtGui import QColor, QImage
 
@@ -201,9 +198,8 @@ def test_no_model_installed_still_starts(studio_home: Path, qtbot: object, monke
     w.close()
 
 
-@needs_engine
 def test_switching_model_drops_the_old_result(
-    window: object, qtbot: object, tiny_image: Path, official_weights_path: Path
+    window: object, qtbot: object, tiny_image: Path, builtin_weights_path: Path
 ) -> None:
     w = window
     up = w.upscale  # type: ignore[attr-defined]
@@ -214,7 +210,7 @@ def test_switching_model_drops_the_old_result(
     lib = w.ctx.library  # type: ignore[attr-defined]
     lib.rename(w.ctx.current_model().id, "Still the same weights")  # type: ignore[attr-defined]
     assert up.result is not None  # a rename changes nothing the pixels depend on
-    other = lib.import_file(official_weights_path, name="Another model")
+    other = lib.import_file(builtin_weights_path, name="Another model")
     with qtbot.waitSignal(up.preview.ready, timeout=20_000):  # type: ignore[attr-defined]
         lib.set_default(other.id)
     assert up.result is None and not up.view.compare.has_after()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import pytest
@@ -178,13 +177,8 @@ def test_measure_latency_and_choose_widths() -> None:
 
 
 def test_pruned_state_dict_is_detected() -> None:
-    try:
-        loader = importlib.import_module("dipnet_core.models.loader")
-    except ImportError as exc:
-        pytest.skip(f"dipnet_core.models.loader is not available yet ({exc})")
-    detect = getattr(loader, "detect_dipnet_config", None)
-    if detect is None:
-        pytest.skip("dipnet_core.models.loader has no detect_dipnet_config yet")
+    from dipnet_core.models.loader import detect_dipnet_config
+
     torch.manual_seed(4)
     pruned = prune_dipnet(DIPNet(SMALL), TARGET)
-    assert detect(pruned.state_dict()) == TARGET
+    assert detect_dipnet_config(pruned.state_dict()) == TARGET
