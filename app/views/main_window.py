@@ -8,6 +8,8 @@ from PySide6.QtCore import QByteArray
 from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
+from dipnet_core.resources import resource_path
+
 from ..controllers.batch import BatchController
 from ..controllers.context import AppContext
 from ..controllers.models_tab import ModelsController
@@ -20,7 +22,8 @@ from .models_view import ModelsView
 from .train_view import TrainView
 from .upscale_view import UpscaleView
 
-ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "dipnet-studio.svg"
+# The checkout's resources/ or the installed wheel's copy; None in a build without icons.
+ICON = resource_path("icons", "dipnet-studio.svg")
 
 
 class MainWindow(QMainWindow):
@@ -32,7 +35,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.ctx = ctx
         self.setWindowTitle("DIPNet Studio")
-        if ICON.exists():
+        if ICON is not None:
             self.setWindowIcon(QIcon(str(ICON)))
         self.upscale_view = UpscaleView()
         self.batch_view = BatchView()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from studio_testutil import write_png
 
@@ -17,6 +18,7 @@ def _tree(root: Path) -> Path:
     return src
 
 
+@pytest.mark.slow
 def test_batch_with_a_bad_file_then_retry(window: object, qtbot: object, tmp_path: Path) -> None:
     from dipnet_core.batch import BatchReport
 

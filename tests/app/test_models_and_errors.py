@@ -62,6 +62,7 @@ def test_importing_a_broken_file_is_refused_with_a_reason(window: object, tmp_pa
     assert len(w.ctx.library.entries()) == before  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_measure_speed_records_it(window: object, qtbot: object) -> None:
     w = window
     entry = w.ctx.current_model()  # type: ignore[attr-defined]
@@ -108,6 +109,7 @@ def _hr_folder(root: Path, count: int = 3) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_measure_quality_scores_the_model_on_a_folder(window: object, qtbot: object, tmp_path: Path) -> None:
     from dipnet_core.train.eval import evaluate
 

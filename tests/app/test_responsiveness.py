@@ -16,6 +16,7 @@ from app.diagnostics import GapProbe
 LENIENT_WORST_GAP_MS = 500.0
 
 
+@pytest.mark.slow
 def test_gui_stays_responsive_during_batch_and_training(
     window: object, qtbot: object, tmp_path: Path
 ) -> None:

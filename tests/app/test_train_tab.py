@@ -24,6 +24,7 @@ def _setup(window: object, data: Path, name: str) -> object:
     return w.train  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: object, tmp_path: Path) -> None:
     tc = _setup(window, _data(tmp_path), "tiny-app-model")
     events: list[dict] = []
@@ -59,6 +60,7 @@ def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: obj
     assert "tiny-app-model" in up.view.info_label.text()
 
 
+@pytest.mark.slow
 def test_cancel_then_resume_from_checkpoint(window: object, qtbot: object, tmp_path: Path) -> None:
     tc = _setup(window, _data(tmp_path), "tiny-cancel")
     v = tc.view  # type: ignore[attr-defined]
@@ -88,6 +90,7 @@ def test_cancel_then_resume_from_checkpoint(window: object, qtbot: object, tmp_p
     )  # resumed, not restarted
 
 
+@pytest.mark.slow
 def test_frozen_bundle_starts_the_training_child_through_itself(tmp_path: Path, monkeypatch: object) -> None:
     """A PyInstaller bundle has no ``python -m``: its own executable takes ``--train-runner``."""
     import json
