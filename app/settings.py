@@ -22,6 +22,8 @@ from typing import Any
 
 import platformdirs
 
+from dipnet_core.io.atomic import atomic_write_text
+
 APP_NAME = "dipnet-studio"
 ENV_HOME = "DIPNET_STUDIO_HOME"
 MAX_RECENT = 10
@@ -156,9 +158,7 @@ class SettingsStore:
     def save(self) -> None:
         f = self.paths.settings_file
         f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_name(f.name + ".tmp")
         try:
-            tmp.write_text(json.dumps(dataclasses.asdict(self.settings), indent=2), encoding="utf-8")
-            tmp.replace(f)
+            atomic_write_text(f, json.dumps(dataclasses.asdict(self.settings), indent=2))
         except OSError as exc:  # a read-only profile must not crash the app
             log.error("cannot save settings to %s: %s", f, exc)

@@ -17,6 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from dipnet_core.io.atomic import atomic_write_text
 from dipnet_core.models import ModelLoadError, load_model, read_descriptor
 from dipnet_core.models.loader import MODEL_SUFFIXES
 from dipnet_core.resources import builtin_model_path
@@ -92,10 +93,7 @@ class ModelLibrary(QObject):
             return {}
 
     def _save_index(self) -> None:
-        f = self._paths.models_index
-        tmp = f.with_name(f.name + ".tmp")
-        tmp.write_text(json.dumps(self._index, indent=2), encoding="utf-8")
-        tmp.replace(f)
+        atomic_write_text(self._paths.models_index, json.dumps(self._index, indent=2))
 
     # ------------------------------------------------------------------ listing
     def _entry_for(self, id_: str, path: Path, builtin: bool) -> ModelEntry:

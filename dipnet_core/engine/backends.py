@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ModelError
 from ..models import DIPNet, LoadedModel
 from . import hardware
 from .gridnet import GRID_ALIGN, FusedGridDIPNet, GridDIPNet, TileGrid, coarse_size, grid_matrices
@@ -57,7 +58,7 @@ _OOM_MARKERS = (
 )
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(ModelError, RuntimeError):
     """The requested backend/device/precision cannot run on this machine or for this model."""
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ModelError
 from ..models import DIPNet, LoadedModel, ModelDescriptor, dipnet_descriptor
 from ..models.descriptor import DESCRIPTOR_KEY
 
@@ -35,7 +36,7 @@ _TRACE_SIZE = 64
 _EXPORTER_NOTICES = (r".*legacy TorchScript-based ONNX export", r"The feature will be removed")
 
 
-class ExportError(Exception):
+class ExportError(ModelError):
     """The model cannot be exported (e.g. an ONNX file has no PyTorch weights to export)."""
 
 

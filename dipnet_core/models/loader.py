@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ModelError
 from .descriptor import DESCRIPTOR_KEY, ModelDescriptor
 from .blocks import min_input_size
 from .dipnet import BlockWidths, DIPNet, DIPNetConfig, count_parameters
@@ -33,7 +34,7 @@ _WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "mode
 _KEY_PREFIXES = ("module.", "_orig_mod.", "model.", "net.", "generator.")
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(ModelError):
     def __init__(self, path: str | Path, reason: str) -> None:
         super().__init__(f"cannot load model '{path}': {reason}")
         self.path = Path(path)

@@ -22,6 +22,8 @@ from typing import Any
 
 import tomllib
 
+from ..errors import ConfigError as _CoreConfigError
+
 __all__ = [
     "PRESETS",
     "ConfigError",
@@ -47,7 +49,7 @@ __all__ = [
 MIN_LR_PATCH = 15  # ESA: stride-2 3x3 conv then a 7x7 max-pool
 
 
-class ConfigError(ValueError):
+class ConfigError(_CoreConfigError):
     """A config file or value is invalid; the message names the offending key."""
 
 
@@ -370,11 +372,9 @@ def save_config(cfg: TrainConfig, path: str | Path) -> Path:
         text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
     else:
         text = dumps_toml(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from ..io.atomic import atomic_write_text
+
+    return atomic_write_text(path, text)
 
 
 # ---------------------------------------------------------------- presets

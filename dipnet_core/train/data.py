@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..errors import InputError
 from ..io import ImageReadError, is_image_path, read_image
 from ..resize import bicubic_downscale_uint8, imresize, modcrop
 
@@ -58,7 +59,7 @@ __all__ = [
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class DataError(RuntimeError):
+class DataError(InputError, RuntimeError):
     """No usable training data (the message says why and lists what was skipped)."""
 
 
@@ -90,7 +91,9 @@ def _image_size(path: Path) -> tuple[int, int]:
     """(height, width) from the header only; full decoding is deferred to first use."""
     from PIL import Image
 
-    with Image.open(path) as im:
+    from ..io.formats import DECODER_FORMATS
+
+    with Image.open(path, formats=DECODER_FORMATS) as im:  # never a plugin that runs a program
         w, h = im.size
     return h, w
 
