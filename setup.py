@@ -18,8 +18,8 @@ from setuptools.command.build_py import build_py
 RESOURCES_DIR = Path(__file__).resolve().parent / "resources"
 #: Sub-folder -> file suffixes that ship (nothing else in resources/ goes into the wheel).
 SHIPPED = {
-    "models": {".safetensors", ".onnx", ".md", ".txt"},
-    "theme": {".qss"},
+    "models": {".safetensors", ".onnx", ".md", ".txt", ".json"},  # .json: the model card's data
+    "theme": {".qss", ".svg", ".png"},  # images the style sheet refers to (@theme_dir)
     "icons": {".svg", ".png"},
 }
 

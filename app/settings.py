@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AppPaths:
+    """Where the app keeps its settings, models, logs and training runs."""
+
     config_dir: Path
     data_dir: Path
     log_dir: Path
@@ -77,6 +79,8 @@ class AppPaths:
 
 @dataclass
 class Settings:
+    """Everything the app remembers between sessions (saved as JSON)."""
+
     # Inference
     default_model: str = ""  # model id from the library ("builtin" or a file name in models_dir)
     backend: str = "auto"  # auto | torch | onnx
@@ -96,7 +100,7 @@ class Settings:
     batch_inputs: list[str] = field(default_factory=list)
     batch_output_dir: str = ""
     batch_recursive: bool = True
-    batch_skip_existing: bool = False
+    batch_skip_existing: bool = True  # re-running a batch never overwrites earlier outputs unasked
     # Training
     train_dirs: list[str] = field(default_factory=list)
     train_val_dir: str = ""

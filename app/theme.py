@@ -84,6 +84,8 @@ class ThemeManager(QObject):
         self._app.setPalette(make_palette(self.dark))
         qss_file = resource_path("theme", "studio.qss")  # the checkout's resources/ or the wheel's copy
         qss = qss_file.read_text(encoding="utf-8") if qss_file is not None else ""
+        if qss_file is not None:
+            qss = qss.replace("@theme_dir", qss_file.parent.as_posix())  # images beside the style sheet
         self._app.setStyleSheet(qss.replace("@accent", ACCENT.name()))
 
     def _on_system_changed(self, _scheme: Qt.ColorScheme) -> None:

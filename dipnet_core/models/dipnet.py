@@ -1,104 +1,59 @@
-"""The fused DIPNet network with per-layer widths.
+"""The DIPNet network with per-layer widths: one skeleton for the training and deploy forms.
 
 A pruned model has non-uniform widths, so the architecture is described by a
-:class:`DIPNetConfig` that lists every prunable width rather than a single
+:class:`~.config.DIPNetConfig` that lists every prunable width rather than a single
 ``feature_channels`` number.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from .blocks import RRFB, conv3x3
+from .config import BlockWidths, DIPNetConfig
 
 
-@dataclass(frozen=True)
-class BlockWidths:
-    mid1: int
-    mid2: int
-    esa: int = 16
+class BlockFactory(Protocol):
+    """Builds block ``i`` of a DIPNet from the feature width, its :class:`BlockWidths` and the bias flag."""
+
+    def __call__(self, feat: int, widths: BlockWidths, bias: bool) -> nn.Module: ...
 
 
-def _default_blocks() -> tuple[BlockWidths, ...]:
-    return tuple(BlockWidths(38, 38, 16) for _ in range(4))
+def deploy_block(feat: int, widths: BlockWidths, bias: bool) -> RRFB:
+    """The fused (deploy) block: the :class:`BlockFactory` of :class:`DIPNet`."""
+    return RRFB(feat, widths.mid1, widths.mid2, widths.esa, bias)
 
 
-@dataclass(frozen=True)
-class DIPNetConfig:
-    """Every hyperparameter of the deploy-form architecture (official: 44/38/16, x4)."""
+class DIPNetSkeleton(nn.Module):
+    """conv_1 -> one block per ``config.blocks`` -> conv_2 (+ long skip) -> conv3x3 + PixelShuffle.
 
-    feat: int = 44
-    blocks: tuple[BlockWidths, ...] = field(default_factory=_default_blocks)
-    scale: int = 4
-    in_ch: int = 3
-    out_ch: int = 3
-    # RLFN-style checkpoints carry conv biases; DIPNet's fused convs have none.
-    bias: bool = False
-
-    @classmethod
-    def uniform(
-        cls, feat: int, mid: int, n_blocks: int = 4, esa: int = 16, scale: int = 4
-    ) -> DIPNetConfig:
-        return cls(feat=feat, blocks=tuple(BlockWidths(mid, mid, esa) for _ in range(n_blocks)), scale=scale)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["blocks"] = [asdict(b) for b in self.blocks]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DIPNetConfig:
-        blocks = tuple(BlockWidths(**b) for b in d["blocks"])
-        return cls(feat=int(d["feat"]), blocks=blocks, scale=int(d["scale"]),
-                   in_ch=int(d.get("in_ch", 3)), out_ch=int(d.get("out_ch", 3)),
-                   bias=bool(d.get("bias", False)))
-
-    def widths_label(self) -> str:
-        mids = sorted({w for b in self.blocks for w in (b.mid1, b.mid2)})
-        mid = str(mids[0]) if len(mids) == 1 else f"{mids[0]}-{mids[-1]}"
-        return f"{self.feat}/{mid}"
-
-    def macs_per_input_pixel(self) -> int:
-        """Multiply-adds per LR input pixel, ignoring ESA's sub-sampled branch (it runs at 1/36 area)."""
-        f, s = self.feat, self.scale
-        macs = 9 * self.in_ch * f  # conv_1
-        for b in self.blocks:
-            macs += 9 * (f * b.mid1 + b.mid1 * b.mid2 + b.mid2 * f) + f * f  # c1..c3, c5
-            macs += f * b.esa + b.esa * b.esa + b.esa * f  # conv1, conv_f, conv4 at full res
-            macs += (9 * b.esa * b.esa) // 4 + (9 * b.esa * b.esa) // 36  # conv2 (stride 2), conv3
-        macs += 9 * f * f  # conv_2
-        macs += 9 * f * self.out_ch * s * s  # upsampler
-        return macs
-
-
-class DIPNet(nn.Module):
-    """conv_1 -> 4 RRFB -> conv_2 (+ long skip) -> conv3x3 + PixelShuffle.
-
-    Input RGB in [0, 1], output RGB in [0, 1] (unclamped).
+    The one layout of both forms: :class:`DIPNet` fills it with fused blocks,
+    :class:`~.train_blocks.DIPNetTrain` with multi-branch ones. Both therefore
+    share module names, so a training state dict and its fused twin differ only
+    inside the blocks' 3x3 convs. Input RGB in [0, 1], output RGB in [0, 1] (unclamped).
     """
 
-    def __init__(self, config: DIPNetConfig | None = None) -> None:
+    def __init__(self, config: DIPNetConfig, block: BlockFactory) -> None:
         super().__init__()
-        self.config = config = config or DIPNetConfig()
-        f = config.feat
-        bias = config.bias
+        self.config = config
+        f, bias = config.feat, config.bias
         self.conv_1 = conv3x3(config.in_ch, f, bias)
-        for i, b in enumerate(config.blocks, start=1):
-            self.add_module(f"block_{i}", RRFB(f, b.mid1, b.mid2, b.esa, bias))
+        for i, widths in enumerate(config.blocks, start=1):
+            self.add_module(f"block_{i}", block(f, widths, bias))
         self.conv_2 = conv3x3(f, f, bias)
         self.upsampler = nn.Sequential(
             conv3x3(f, config.out_ch * config.scale**2, bias), nn.PixelShuffle(config.scale)
         )
 
     @property
-    def blocks(self) -> list[RRFB]:
+    def blocks(self) -> list[nn.Module]:
         return [getattr(self, f"block_{i}") for i in range(1, len(self.config.blocks) + 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Not via forward_features: holding every block's output would raise inference's peak memory.
         feat = self.conv_1(x)
         out = feat
         for block in self.blocks:
@@ -113,6 +68,17 @@ class DIPNet(nn.Module):
             out = block(out)
             anchors.append(out)
         return self.upsampler(self.conv_2(out) + feat), anchors
+
+
+class DIPNet(DIPNetSkeleton):
+    """The fused (deploy) DIPNet; its state dict uses the authors' key names."""
+
+    def __init__(self, config: DIPNetConfig | None = None) -> None:
+        super().__init__(config or DIPNetConfig(), deploy_block)
+
+    @property
+    def blocks(self) -> list[RRFB]:
+        return super().blocks  # type: ignore[return-value]  # deploy_block builds RRFBs
 
 
 def count_parameters(model: nn.Module) -> int:
