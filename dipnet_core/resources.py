@@ -18,6 +18,8 @@ NO_BUILTIN_MODEL = "no built-in model in this build; pass --model FILE"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 #: Searched in order: the installed wheel's copy, then the source checkout.
 RESOURCE_ROOTS = (_PACKAGE_DIR / "_resources", _PACKAGE_DIR.parent / "resources")
+#: Where built-in models are looked for, in the same order.
+_CANDIDATE_DIRS = tuple(root / "models" for root in RESOURCE_ROOTS)
 
 
 def resource_path(*parts: str) -> Path | None:
@@ -30,8 +32,7 @@ def resource_path(*parts: str) -> Path | None:
 
 
 def builtin_models_dir() -> Path | None:
-    for root in RESOURCE_ROOTS:
-        d = root / "models"
+    for d in _CANDIDATE_DIRS:
         if d.is_dir() and any(d.glob("*.safetensors")):
             return d
     return None
