@@ -22,33 +22,33 @@ from dipnet_core.models import BlockWidths, DIPNet, DIPNetConfig, load_model
 
 
 @pytest.fixture(scope="module")
-def official_onnx(official_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_onnx(official_model, tmp_path_factory.mktemp("onnx") / "official.onnx")
+def builtin_onnx(builtin_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx(builtin_model, tmp_path_factory.mktemp("onnx") / "builtin.onnx")
 
 
-def test_onnx_parity_two_sizes_one_export(official_model, official_onnx: Path) -> None:
-    diff = check_onnx_parity(official_model, official_onnx, sizes=[(17, 23), (48, 64)])
+def test_onnx_parity_two_sizes_one_export(builtin_model, builtin_onnx: Path) -> None:
+    diff = check_onnx_parity(builtin_model, builtin_onnx, sizes=[(17, 23), (48, 64)])
     assert diff <= PARITY_TOLERANCE
 
 
-def test_onnx_dynamic_shapes_and_batch(official_onnx: Path) -> None:
-    sess = ort.InferenceSession(str(official_onnx), providers=["CPUExecutionProvider"])
+def test_onnx_dynamic_shapes_and_batch(builtin_onnx: Path) -> None:
+    sess = ort.InferenceSession(str(builtin_onnx), providers=["CPUExecutionProvider"])
     (inp,) = sess.get_inputs()
     assert [d if isinstance(d, int) else "dyn" for d in inp.shape] == ["dyn", 3, "dyn", "dyn"]
     out = sess.run(None, {inp.name: np.random.default_rng(0).random((2, 3, 15, 31), dtype=np.float32)})[0]
     assert out.shape == (2, 3, 60, 124)
 
 
-def test_onnx_descriptor_survives(official_model, official_onnx: Path) -> None:
-    loaded = load_model(official_onnx)
+def test_onnx_descriptor_survives(builtin_model, builtin_onnx: Path) -> None:
+    loaded = load_model(builtin_onnx)
     assert loaded.module is None
     d = loaded.descriptor
     assert d.arch == "onnx"
     assert d.scale == 4
-    assert d.name == official_model.descriptor.name
-    assert d.config == official_model.descriptor.config
-    assert d.params == official_model.descriptor.params
-    assert sorted(p.name for p in official_onnx.parent.iterdir()) == ["official.onnx"]  # atomic: no temp left
+    assert d.name == builtin_model.descriptor.name
+    assert d.config == builtin_model.descriptor.config
+    assert d.params == builtin_model.descriptor.params
+    assert sorted(p.name for p in builtin_onnx.parent.iterdir()) == ["builtin.onnx"]  # atomic: no temp left
 
 
 def test_onnx_in_memory_pruned_model() -> None:
@@ -60,12 +60,12 @@ def test_onnx_in_memory_pruned_model() -> None:
     assert model.training is False and next(model.parameters()).dtype == torch.float32
 
 
-def test_onnx_model_cannot_be_reexported(official_onnx: Path, tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match="official.onnx"):
-        export_onnx(load_model(official_onnx), tmp_path / "again.onnx")
+def test_onnx_model_cannot_be_reexported(builtin_onnx: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="builtin.onnx"):
+        export_onnx(load_model(builtin_onnx), tmp_path / "again.onnx")
 
 
-def test_safetensors_export(official_model, tmp_path: Path) -> None:
-    path = export_safetensors(official_model, tmp_path / "official.safetensors")
-    assert check_safetensors_roundtrip(official_model, path) == 0.0
-    assert load_model(path).descriptor.config == official_model.descriptor.config
+def test_safetensors_export(builtin_model, tmp_path: Path) -> None:
+    path = export_safetensors(builtin_model, tmp_path / "builtin.safetensors")
+    assert check_safetensors_roundtrip(builtin_model, path) == 0.0
+    assert load_model(path).descriptor.config == builtin_model.descriptor.config

@@ -105,8 +105,15 @@ def test_evaluate_reproduces_the_official_set5_score(official_weights_path: Path
     assert r["mean"]["bicubic_psnr_y"] == pytest.approx(28.43, abs=0.01)
 
 
-def test_evaluate_reports_progress_and_stops_when_cancelled(set5_dir: Path) -> None:
+def test_evaluate_reports_progress_and_stops_when_cancelled(tmp_path: Path, photo) -> None:
+    from PIL import Image
+
     from dipnet_core.cancel import Cancelled, CancelToken
+
+    set5_dir = tmp_path / "hr"
+    set5_dir.mkdir()
+    for name in ("baby", "bird", "butterfly"):
+        Image.fromarray(photo(name)[:96, :80]).save(set5_dir / f"{name}.png")
 
     model = DIPNet(DIPNetConfig.uniform(16, 16, n_blocks=1))
     seen: list[tuple[int, int, str]] = []
