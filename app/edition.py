@@ -7,6 +7,7 @@ upscales on ONNX Runtime. Nothing here imports Qt or the packages it looks for.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 #: Packages the Train tab needs beyond what upscaling needs.
 TRAINING_PACKAGES = ("torch", "pyqtgraph")
@@ -27,3 +28,12 @@ def missing_training_packages() -> list[str]:
 def training_available() -> bool:
     """True in the full edition: training, fine-tuning, export and quality measurement can run."""
     return not missing_training_packages()
+
+
+def model_file_for_inference(path: Path) -> Path:
+    """Without torch, a model's ``.onnx`` twin beside it (the built-ins ship one) runs instead of it."""
+    if path.suffix.lower() != ".onnx" and not _importable("torch"):
+        twin = path.with_suffix(".onnx")
+        if twin.is_file():
+            return twin
+    return path

@@ -264,7 +264,7 @@ class UpscaleController(TabController):
                    on_failed=lambda exc: log.info("damage estimate failed: %s", exc))
 
     def _update_photo_hint(self) -> None:
-        """Show the hint when the image looks damaged, the clean built-in is active and the photo one exists."""
+        """Show the hint if the image looks damaged, the clean built-in is active and the photo one exists."""
         entry = self.ctx.current_model()
         show = (
             self._damage is not None

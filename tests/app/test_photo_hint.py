@@ -75,7 +75,8 @@ def studio(studio_home: Path, qapp: object, qtbot: object) -> Iterator[object]:
 def _open(w: object, qtbot: object, path: Path) -> None:
     up = w.upscale  # type: ignore[attr-defined]
     up.open_path(path)
-    qtbot.waitUntil(lambda: up._damage is not None and up.loaded is not None, timeout=20_000)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: up._damage is not None and up.loaded is not None,  # type: ignore[attr-defined]
+                    timeout=20_000)
 
 
 def test_models_tab_lists_both_built_ins_with_their_use(studio, photo_dir: Path) -> None:
@@ -98,7 +99,8 @@ def test_low_quality_jpeg_offers_the_photo_model(studio, photo_dir: Path, qtbot,
     _open(w, qtbot, src)
     qtbot.waitUntil(lambda: not view.photo_hint.isHidden(), timeout=5_000)
     text = view.photo_hint.text.text()
-    assert text.startswith("Looks like JPEG quality about 30") and "photo model may give a cleaner result" in text
+    assert text.startswith("Looks like JPEG quality about 30")
+    assert "the photo model may give a cleaner result" in text
     assert view.photo_hint.action.text() == "Use photo model" and view.photo_hint.action.isVisible()
 
     qtbot.mouseClick(view.photo_hint.action, Qt.MouseButton.LeftButton)

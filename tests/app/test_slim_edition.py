@@ -45,7 +45,8 @@ def test_train_tab_explains_the_full_edition(studio_home: Path, qapp: object, qt
     assert isinstance(tab, TrainUnavailableView) and w.tabs.tabText(w.TAB_TRAIN) == "Train"
     text = tab.text()
     for needed in ("full edition", "Training your own", "Adapting a model to your kind of images",
-                   "Exporting models", "Where to get it", "pip install torch", "Not found in this install: torch"):
+                   "Exporting models", "Where to get it", "pip install torch",
+                   "Not found in this install: torch"):
         assert needed in text, needed
     # Upscaling and the model manager are there; measuring quality (training code) is not.
     assert w.ctx.current_model() is not None
@@ -84,7 +85,8 @@ print(json.dumps({
     "model": w.ctx.current_model().name if w.ctx.current_model() else None,
     "model_error": w.ctx.current_model().error if w.ctx.current_model() else None,
     "pyqtgraph": "pyqtgraph" in sys.modules,
-    "training_code": sorted(m for m in sys.modules if m.startswith(("dipnet_core.train.", "app.controllers.train"))),
+    "training_code": sorted(m for m in sys.modules
+                            if m.startswith(("dipnet_core.train.", "app.controllers.train"))),
 }))
 w.close()
 """
@@ -102,3 +104,18 @@ def test_window_builds_where_torch_cannot_be_imported(tmp_path: Path) -> None:
     assert result["model"] and not result["model_error"], result  # the built-in model is listed and usable
     assert not result["pyqtgraph"], "the slim window imported pyqtgraph (the Train tab's plots)"
     assert result["training_code"] == [], result["training_code"]
+
+
+def test_without_torch_the_onnx_twin_runs(monkeypatch: pytest.MonkeyPatch, builtin_weights_path: Path,
+                                          tmp_path: Path) -> None:
+    from app.edition import model_file_for_inference
+
+    twin = builtin_weights_path.with_suffix(".onnx")
+    assert twin.is_file(), "the built-in model ships with its .onnx twin"
+    assert model_file_for_inference(builtin_weights_path) == builtin_weights_path  # torch here: as given
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert model_file_for_inference(builtin_weights_path) == twin
+    assert model_file_for_inference(twin) == twin
+    alone = tmp_path / "no-twin.safetensors"
+    alone.write_bytes(builtin_weights_path.read_bytes())
+    assert model_file_for_inference(alone) == alone  # nothing to swap in: the loader says what is missing

@@ -14,7 +14,8 @@ from dipnet_core.batch import REPORT_NAME, BatchReport
 from dipnet_core.cli import main
 from dipnet_core.cli.common import EXIT_USAGE
 
-SHIPPED = Path(resources.__file__).resolve().parents[1] / "resources" / "models" / "dipnet-studio-x4.safetensors"
+MODELS = Path(resources.__file__).resolve().parents[1] / "resources" / "models"
+SHIPPED = MODELS / f"{resources.BUILTIN_MODEL_NAME}.safetensors"
 PHOTO_FILE = "dipnet-studio-x4-photo.safetensors"
 
 
