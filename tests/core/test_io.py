@@ -504,7 +504,8 @@ def test_set_max_image_pixels_validates() -> None:
 
 
 def test_failed_encode_leaves_previous_file_and_no_temp(tmp_path: Path, monkeypatch) -> None:
-    target = tmp_path / "out.png"
+    # JPEG goes through Pillow's save (PNG has its own encoder: tests/core/test_stream_png.py).
+    target = tmp_path / "out.jpg"
     write_image(target, img_from_u8(rand_u8(4, 4, 3)))
     before = target.read_bytes()
 
@@ -514,12 +515,12 @@ def test_failed_encode_leaves_previous_file_and_no_temp(tmp_path: Path, monkeypa
         raise OSError("simulated encoder crash")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(ImageWriteError, match=r"out\.png'.*simulated encoder crash"):
+    with pytest.raises(ImageWriteError, match=r"out\.jpg'.*simulated encoder crash"):
         write_image(target, img_from_u8(rand_u8(4, 4, 3)))
     with pytest.raises(ImageWriteError):
-        write_image(tmp_path / "new.png", img_from_u8(rand_u8(4, 4, 3)))
+        write_image(tmp_path / "new.jpg", img_from_u8(rand_u8(4, 4, 3)))
     assert target.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jpg"]
 
 
 def test_protected_input_is_never_overwritten(tmp_path: Path) -> None:
