@@ -101,7 +101,7 @@ def _hr_folder(root: Path, count: int = 3) -> Path:
 
 @needs_engine
 def test_measure_quality_scores_the_model_on_a_folder(window: object, qtbot: object, tmp_path: Path) -> None:
-    from dipnet_core.train.eval import evaluate
+    from dipnet_core.eval import evaluate
 
     w = window
     entry = w.ctx.current_model()  # type: ignore[attr-defined]

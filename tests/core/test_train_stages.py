@@ -16,7 +16,7 @@ from dipnet_core.train import stages
 from dipnet_core.train.config import ProgressiveStage, TrainConfig, preset
 from dipnet_core.train.context import RunContext
 from dipnet_core.train.losses import AnchorAdapters, DistillLoss, default_anchor_pairs
-from dipnet_core.train.teacher import Teacher, load_teacher_file
+from dipnet_core.train.stages.teacher import Teacher, load_teacher_file
 
 
 def _cfg(cfg: TrainConfig) -> TrainConfig:
@@ -143,7 +143,7 @@ def test_multi_anchor_loss_trains_adapters() -> None:
         opt.zero_grad()
         total.backward()
         opt.step()
-        values.append(parts["anchor"])
+        values.append(float(parts["anchor"]))
     assert values[-1] < 0.8 * values[0]
     assert adapters.convs[0].weight.grad is not None
 
