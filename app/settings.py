@@ -104,7 +104,7 @@ class Settings:
     # Training
     train_dirs: list[str] = field(default_factory=list)
     train_val_dir: str = ""
-    train_preset: str = "quick-cpu"
+    train_preset: str = "adapt"
     train_name: str = "my-dipnet"
     # Window
     window_geometry: str = ""

@@ -12,7 +12,9 @@ from PySide6.QtCore import QObject, Signal
 from dipnet_core.cancel import CancelToken
 
 from ..errors import ErrorReporter
+from ..services.models import stored_comparison
 from ..theme import ThemeManager
+from ..views.comparison import comparison_summary, confirm_install
 from ..views.models_view import ModelsView
 from ..workers import Task, start_task
 from .context import AppContext, TabController
@@ -129,8 +131,19 @@ class ModelsController(TabController):
         except (ValueError, OSError) as exc:
             self._error(exc, f"Cannot delete {entry.name}")
 
-    def set_default(self, id_: str) -> None:
+    def set_default(self, id_: str) -> bool:
+        """Make a model the default; a trained model's stored comparison is shown first, and one
+        that lost to its starting model needs a Yes. Returns whether it became the default."""
+        entry = self.ctx.library.get(id_)
+        comparison = None if entry is None or entry.builtin else stored_comparison(entry.path)
+        if entry is not None and not confirm_install(self.view, entry.name, comparison):
+            self.view.banner.show_message(f"“{entry.name}” was not made the default model.", "info")
+            return False
         self.ctx.library.set_default(id_)
+        if entry is not None and comparison:
+            self.view.banner.show_message(f"“{entry.name}” is the default model. "
+                                          + comparison_summary(comparison).replace("\n", "; "), "ok")
+        return True
 
     def measure_speed(self, id_: str) -> Task | None:
         entry = self.ctx.library.get(id_)

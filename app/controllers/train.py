@@ -22,6 +22,8 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 
 from ..errors import ErrorReporter, user_message
 from ..train_runner import decode_arrays
+from ..services.models import stored_comparison
+from ..views.comparison import confirm_install
 from ..views.train_view import TrainView
 from .context import AppContext, TabController
 
@@ -73,6 +75,7 @@ class TrainController(TabController):
         self.process: QProcess | None = None
         self.run_dir: Path | None = None
         self.result: dict[str, Any] | None = None
+        self.comparison: dict[str, Any] | None = None  # the run's closing comparison, once it came
         self._buffer = b""
         self._stage_offset = 0
         self._stage_totals: dict[str, int] = {}
@@ -117,6 +120,8 @@ class TrainController(TabController):
         v.form.finetune_steps.setValue(cfg.finetune.steps)
         v.form.device_combo.setCurrentText(cfg.run.device if cfg.run.device in ("auto", "cpu", "cuda") else "auto")
         v.form.set_teacher_kind(cfg.teacher.kind)
+        # A preset's own teacher file ("builtin": the built-in model's teacher) fills the field.
+        v.form.teacher_edit.setText(cfg.teacher.path or "" if cfg.teacher.kind == "file" else "")
         self._save_options()
 
     def _save_options(self) -> None:
@@ -154,7 +159,10 @@ class TrainController(TabController):
         cfg.teacher.path = v.form.teacher_edit.text().strip() or None if kind == "file" else None
         cfg.teacher.steps = v.form.teacher_steps.value()
         feat = v.form.feat_spin.value()
-        cfg.student.feat = cfg.student.mid = feat
+        if feat != cfg.student.feat:
+            # A changed width is a new architecture: the preset's own starting model no longer fits.
+            cfg.student.feat = cfg.student.mid = feat
+            cfg.student.from_model = None
         # Scale every progressive distillation stage so their total matches the edited number.
         total = sum(s.steps for s in cfg.distill.stages) or 1
         want = v.form.distill_steps.value()
@@ -218,11 +226,14 @@ class TrainController(TabController):
         self._stage_totals = {}
         self._current_stage = ""
         self._last_step = None
+        self.comparison = None
         self._val_every = int(cfg.run.val_every)
         self.view.banner.hide()
         self.view.monitor.clear_plots()
         self.view.monitor.set_stages(stage_plan(cfg))
         self.view.monitor.show_result("", False)
+        self.view.monitor.show_estimate(None)
+        self.view.monitor.show_comparison(None)
         if not fresh:
             self._replay_history(run_dir)
         self.view.monitor.stage_label.setText("Starting…")
@@ -338,8 +349,16 @@ class TrainController(TabController):
         elif t == "StageFinished":
             v.monitor.set_stage_state(ev["stage"], "done")
             self._stage_offset += self._stage_totals.get(ev["stage"], 0)
+        elif t == "Estimate":
+            v.monitor.show_estimate(float(ev.get("total_s") or 0.0))
+        elif t == "Comparison":
+            self._show_comparison(ev.get("comparison"))
         elif t == "RunFinished":
             v.monitor.finish_stage_placeholders()
+            metrics = ev.get("metrics") or {}
+            found = ev.get("comparison") or (metrics.get("comparison") if isinstance(metrics, dict) else None)
+            if found:
+                self._show_comparison(found)
         elif t == "Error":
             self._errors.append(str(ev.get("message", "")))
         elif t == "Log":
@@ -349,6 +368,11 @@ class TrainController(TabController):
             self._status = ev.get("status", "")
         if not replay:
             self.event.emit(ev)
+
+    def _show_comparison(self, comparison: Any) -> None:
+        if isinstance(comparison, dict) and comparison:
+            self.comparison = comparison
+            self.view.monitor.show_comparison(comparison)
 
     def _on_process_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
@@ -402,6 +426,13 @@ class TrainController(TabController):
         metrics = self.result.get("metrics") or {}
         psnr = _final_psnr(metrics)
         name = self.view.form.name_edit.text().strip() or Path(self.result["model_path"]).stem
+        comparison = stored_comparison(self.result["model_path"]) or self.comparison
+        if comparison:
+            self.view.monitor.show_comparison(comparison)
+        if not confirm_install(self.view, name, comparison):
+            self.view.monitor.show_result("Not installed: the new model is worse than the one it started "
+                                          "from (see the comparison).", True)
+            return None
         try:
             entry = self.ctx.library.import_file(
                 self.result["model_path"],

@@ -96,6 +96,18 @@ def read_card(model: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def stored_comparison(model_path: str | Path) -> dict[str, Any] | None:
+    """The comparison a training run recorded in the model file; None for any other file (or when
+    the file cannot be read: importing or loading it reports that problem itself)."""
+    try:
+        from dipnet_core.train.stages.compare import model_comparison
+
+        return model_comparison(model_path)
+    except Exception as exc:  # noqa: BLE001 - no comparison is shown; the load path reports bad files
+        log.info("no stored comparison in %s (%s)", model_path, exc)
+        return None
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "model"
 

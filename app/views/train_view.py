@@ -8,6 +8,7 @@ signals; the train controller drives them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -35,13 +36,25 @@ from PySide6.QtWidgets import (
 )
 
 from ..qt_image import array_to_qimage
+from .comparison import comparison_html, comparison_summary
 from .common import Banner, format_duration, hint_label, local_paths, primary_button
 
 PRESETS = (
-    ("quick-cpu", "Quick (CPU, minutes)"),
-    ("paper", "Paper recipe (GPU, days)"),
+    ("adapt", "Adapt the built-in model (minutes)"),
+    ("quick-cpu", "From scratch: quick (CPU, hours)"),
+    ("paper", "From scratch: paper recipe (GPU, days)"),
     ("tiny-test", "Tiny test (seconds)"),
 )
+# What each preset costs, stated before it starts; the run's Estimate event replaces it with a
+# measurement on this machine once it begins.
+PRESET_TIMES = {
+    "adapt": "Expected time: about 10 minutes on a CPU. Starts from the built-in model and "
+             "adapts it to your images.",
+    "quick-cpu": "Expected time: hours on a CPU. Trains a new model from scratch; minutes of "
+                 "training give a model worse than bicubic.",
+    "paper": "Expected time: days on a GPU, far longer on a CPU (from scratch, the full recipe).",
+    "tiny-test": "Expected time: seconds (a smoke test; the model is useless).",
+}
 TEACHERS = (("train", "Train a teacher first"), ("file", "Use a model file"), ("none", "No teacher"))
 LOSS_COLORS = ("#3d8bfd", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#1098ad")
 STAGE_ICONS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "cancelled": "■"}
@@ -62,6 +75,8 @@ def stage_title(name: str) -> str:
         return "Fine-tune"
     if name == "export":
         return "Export"
+    if name == "comparison":
+        return "Compare with start"
     return name
 
 
@@ -177,6 +192,10 @@ class TrainForm(QWidget):
         self.preset_combo = QComboBox()
         for _k, label in PRESETS:
             self.preset_combo.addItem(label)
+        self.time_hint = hint_label(PRESET_TIMES[PRESETS[0][0]])
+        self.preset_combo.currentIndexChanged.connect(
+            lambda i: self.time_hint.setText(PRESET_TIMES.get(PRESETS[i][0], ""))
+        )
         self.name_edit = QLineEdit("my-dipnet")
         self.feat_spin = self._spin(8, 128, "Feature channels of the student before pruning")
         self.teacher_steps = self._spin(0, 2_000_000, "Teacher training steps")
@@ -188,6 +207,7 @@ class TrainForm(QWidget):
         self.recipe_box = QGroupBox("Recipe")
         rf = QFormLayout(self.recipe_box)
         rf.addRow("Preset", self.preset_combo)
+        rf.addRow("", self.time_hint)
         rf.addRow("Student width", self.feat_spin)
         rf.addRow("Teacher steps", self.teacher_steps)
         rf.addRow("Distill steps", self.distill_steps)
@@ -285,6 +305,7 @@ class TrainMonitor(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.step_label = hint_label("")
+        self.estimate_label = hint_label("")
         pg.setConfigOptions(antialias=True)
         self.loss_plot = pg.PlotWidget(title="Training loss", axisItems={"left": _LogAxis("left")})
         self.loss_plot.setLogMode(y=True)
@@ -322,9 +343,14 @@ class TrainMonitor(QWidget):
 
         self.result_label = QLabel("")
         self.result_label.setWordWrap(True)
-        self.install_btn = primary_button("Install model")
+        self.comparison_label = QLabel("")
+        self.comparison_label.setObjectName("comparison")
+        self.comparison_label.setTextFormat(Qt.TextFormat.RichText)
+        self.comparison_label.setWordWrap(True)
+        self.install_btn = primary_button("Install as default")
         self.install_btn.hide()
         res_col = QVBoxLayout()
+        res_col.addWidget(self.comparison_label)
         res_col.addWidget(self.result_label, 1)
         res_col.addWidget(self.install_btn, 0, Qt.AlignmentFlag.AlignLeft)
 
@@ -332,6 +358,7 @@ class TrainMonitor(QWidget):
         head.addWidget(self.stage_label)
         head.addWidget(self.progress)
         head.addWidget(self.step_label)
+        head.addWidget(self.estimate_label)
         stages_col = QVBoxLayout()
         stages_col.addWidget(stages_title)
         stages_col.addWidget(self.stage_list, 1)
@@ -504,6 +531,17 @@ class TrainMonitor(QWidget):
             lab.setPixmap(
                 pix.scaled(size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
             )
+
+    def show_estimate(self, total_s: float | None) -> None:
+        """The run's expected time, measured on this machine before its stages start (None: clear)."""
+        self.estimate_label.setText(
+            "" if total_s is None else f"expected time: {format_duration(total_s)} on this machine"
+        )
+
+    def show_comparison(self, comparison: dict[str, Any] | None) -> None:
+        """The run's closing comparison: new model vs its start vs bicubic (None: clear)."""
+        self.comparison_label.setText(comparison_html(comparison))
+        self.comparison_label.setToolTip(comparison_summary(comparison))
 
     def show_result(self, text: str, installable: bool) -> None:
         self.result_label.setText(text)

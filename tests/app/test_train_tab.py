@@ -25,7 +25,14 @@ def _setup(window: object, data: Path, name: str) -> object:
 
 
 @pytest.mark.slow
-def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: object, tmp_path: Path) -> None:
+def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: object, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    # A tiny-test model loses to the built-in one, so installing it asks first: answer Yes.
+    asked: list[object] = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a: asked.append(a) or QMessageBox.StandardButton.Yes)
     tc = _setup(window, _data(tmp_path), "tiny-app-model")
     events: list[dict] = []
     tc.event.connect(events.append)  # type: ignore[attr-defined]
@@ -34,7 +41,7 @@ def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: obj
         assert tc.running  # type: ignore[attr-defined]
     assert sig.args == ["done"], tc.view.banner.text.text()  # type: ignore[attr-defined]
     kinds = {e["type"] for e in events}
-    assert {"StageStarted", "Step", "Validation", "StageFinished", "RunFinished", "Result"} <= kinds
+    assert {"StageStarted", "Step", "Validation", "StageFinished", "RunFinished", "Result", "Comparison"} <= kinds
     v = tc.view.monitor  # type: ignore[attr-defined]
     stages = [v.stage_list.item(i).text() for i in range(v.stage_list.count())]
     assert all(s.startswith("✔") for s in stages), stages
@@ -47,6 +54,8 @@ def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: obj
     with qtbot.waitSignal(tc.installed, timeout=10_000) as inst:  # type: ignore[attr-defined]
         v.install_btn.click()
     entry = inst.args[0]
+    assert "Comparison" in v.comparison_label.text()  # the run's comparison is shown in the tab
+    assert len(asked) == (1 if tc.comparison.get("worse_than_reference") else 0)  # type: ignore[attr-defined]
     w = window
     assert w.ctx.current_model().id == entry.id and entry.origin == "trained"  # type: ignore[attr-defined]
     assert "tiny-app-model" in w.model_status.text()  # type: ignore[attr-defined]
