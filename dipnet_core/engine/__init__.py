@@ -10,20 +10,24 @@ Typical use::
 ``upscale_iter`` is the generator form the GUI runs on a worker thread;
 ``upscale_image`` handles grey, alpha and metadata. Module map:
 
-* ``backends``: :class:`Backend`, torch and onnxruntime implementations, ``create_backend``.
-* ``gridnet``: the DIPNet forward pass whose ESA attention follows the whole image's
-  grid, so tiles match a whole-image pass within 1/255.
+* ``backends``: :class:`Backend`, torch and onnxruntime implementations, the measured
+  automatic choice (``backend.choice.reason``) and ``create_backend``.
+* ``grid`` / ``gridnet``: the tile geometry (numpy) and the DIPNet forward pass (torch)
+  whose ESA attention follows the whole image's grid, so tiles match a whole-image
+  pass within 1/255.
 * ``tiling``: pure-Python tile plans.
 * ``upscaler``: :class:`TiledUpscaler` (tile workers, progress, cancellation,
   out-of-memory retries) and the measured overlap table.
 * ``hardware``: cores, free memory, CPU flags without psutil.
 """
 
+from typing import Any
+
 from .backends import (
     Backend,
     BackendUnavailable,
+    EngineChoice,
     OnnxRuntimeBackend,
-    TorchBackend,
     available_backends,
     create_backend,
     export_onnx_bytes,
@@ -34,7 +38,16 @@ from .tiling import TileBox, plan_tiles
 from .upscaler import DEFAULT_OVERLAP, TiledUpscaler, TileProgress, auto_tile_size, default_overlap
 
 __all__ = [
-    "DEFAULT_OVERLAP", "Backend", "BackendUnavailable", "OnnxRuntimeBackend", "TileBox", "TileProgress",
+    "DEFAULT_OVERLAP", "Backend", "BackendUnavailable", "EngineChoice", "OnnxRuntimeBackend", "TileBox", "TileProgress",
     "TiledUpscaler", "TorchBackend", "auto_tile_size", "available_backends", "create_backend", "default_overlap",
     "export_onnx_bytes", "is_out_of_memory", "plan_tiles", "upscale_image", "upscale_image_iter",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # TorchBackend imports torch; the upscale-only (onnxruntime) path never touches it.
+    if name == "TorchBackend":
+        from .backends.torch_backend import TorchBackend
+
+        return TorchBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -56,7 +56,7 @@ class ModelDescriptor:
     def summary(self) -> str:
         widths = ""
         if self.config:
-            from .dipnet import DIPNetConfig
+            from .config import DIPNetConfig
 
             widths = f", widths {DIPNetConfig.from_dict(self.config).widths_label()}"
         return f"{self.name or self.arch} x{self.scale} ({self.arch}, {self.params:,} params{widths})"

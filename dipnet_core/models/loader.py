@@ -15,14 +15,18 @@ import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from .descriptor import DESCRIPTOR_KEY, ModelDescriptor
-from .blocks import min_input_size
-from .dipnet import BlockWidths, DIPNet, DIPNetConfig, count_parameters
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .dipnet import DIPNet, DIPNetConfig
+
+# torch is imported inside the functions that need it: loading an .onnx file or a
+# descriptor must work in the upscale-only install, which has no torch.
 
 STATE_DICT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 MODEL_SUFFIXES = (".safetensors", ".onnx") + STATE_DICT_SUFFIXES
@@ -51,6 +55,8 @@ class LoadedModel:
 
 def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
     """Find the tensor dict inside a checkpoint and strip wrapper prefixes from its keys."""
+    import torch
+
     for _ in range(3):
         if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             break
@@ -80,6 +86,8 @@ def detect_dipnet_config(sd: dict[str, torch.Tensor]) -> DIPNetConfig:
     """Recover every width (feature, per-block mid, ESA), block count and scale from shapes."""
     if not is_dipnet_state_dict(sd):
         raise ValueError("not a DIPNet-family state dict (conv_1 / block_1.c1_r / upsampler.0 missing)")
+    from .dipnet import BlockWidths, DIPNetConfig
+
     conv1 = sd["conv_1.weight"]
     feat, in_ch = int(conv1.shape[0]), int(conv1.shape[1])
     blocks = []
@@ -105,6 +113,8 @@ def detect_dipnet_config(sd: dict[str, torch.Tensor]) -> DIPNetConfig:
 
 
 def build_dipnet(sd: dict[str, torch.Tensor], config: DIPNetConfig | None = None) -> DIPNet:
+    from .dipnet import DIPNet
+
     config = config or detect_dipnet_config(sd)
     model = DIPNet(config)
     model.load_state_dict(sd, strict=True)
@@ -113,6 +123,9 @@ def build_dipnet(sd: dict[str, torch.Tensor], config: DIPNetConfig | None = None
 
 def dipnet_descriptor(model: DIPNet, name: str = "", source: str = "", license: str = "",
                       training: dict[str, Any] | None = None) -> ModelDescriptor:
+    from .blocks import min_input_size
+    from .dipnet import count_parameters
+
     cfg = model.config
     return ModelDescriptor(
         arch="dipnet", scale=cfg.scale, in_channels=cfg.in_ch, out_channels=cfg.out_ch,
@@ -148,6 +161,8 @@ def _load_safetensors(path: Path) -> LoadedModel:
 
 
 def _load_torch(path: Path) -> LoadedModel:
+    import torch
+
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -167,6 +182,8 @@ def _load_torch(path: Path) -> LoadedModel:
 
 def _from_state_dict(path: Path, sd: dict[str, torch.Tensor], descriptor: ModelDescriptor | None) -> LoadedModel:
     if is_dipnet_state_dict(sd):
+        from .dipnet import DIPNetConfig, count_parameters
+
         try:
             config = DIPNetConfig.from_dict(descriptor.config) if descriptor and descriptor.config else None
             model = build_dipnet(sd, config)
@@ -203,6 +220,8 @@ def _try_spandrel(path: Path) -> LoadedModel | None:
         return None
     if not isinstance(desc, spandrel.ImageModelDescriptor):
         return None
+    from .dipnet import count_parameters
+
     module = desc.model.eval()
     req = desc.size_requirements
     descriptor = ModelDescriptor(
@@ -213,19 +232,23 @@ def _try_spandrel(path: Path) -> LoadedModel | None:
         tileable=str(getattr(desc, "tiling", "")).lower().find("internal") < 0,
         supports_half=bool(desc.supports_half),
     )
-    return LoadedModel(descriptor=descriptor, module=_SpandrelWrapper(desc), path=path)
+    return LoadedModel(descriptor=descriptor, module=_spandrel_wrapper(desc), path=path)
 
 
-class _SpandrelWrapper(nn.Module):
-    """Calls the spandrel descriptor so its own padding to size multiples is applied."""
+def _spandrel_wrapper(desc: Any) -> nn.Module:
+    """An nn.Module that calls the spandrel descriptor, so its own padding to size multiples is applied."""
+    from torch import nn
 
-    def __init__(self, desc: Any) -> None:
-        super().__init__()
-        self.inner = desc.model
-        self._desc = desc
+    class _SpandrelWrapper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = desc.model
+            self._desc = desc
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._desc(x)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self._desc(x)
+
+    return _SpandrelWrapper()
 
 
 def _load_onnx(path: Path) -> LoadedModel:
