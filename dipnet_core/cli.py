@@ -27,7 +27,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 FORMAT_CHOICES = ("png", "jpg", "webp", "tiff")
 BACKEND_CHOICES = ("auto", "torch", "onnx")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 class CliError(Exception):
@@ -252,6 +252,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     upscaler = _make_upscaler(loaded, args)
     print(f"model: {loaded.descriptor.summary()}  [{loaded.path}]")
     print(f"backend: {_describe_backend(upscaler)}")
+    choice = getattr(upscaler.backend, "choice", None)
+    if choice is not None:
+        print(f"why: {choice.reason}")
 
     def on_event(event: Any) -> None:
         if isinstance(event, ItemDone):
@@ -365,6 +368,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CliError(f"output {out} must end in .onnx or .safetensors", EXIT_USAGE)
     loaded = load_model(args.model)
     t0 = time.monotonic()
+    if args.int8:
+        return _export_int8(loaded, out, args)
     if suffix == ".onnx":
         export_onnx(loaded, out, opset=args.opset)
     else:
@@ -386,6 +391,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _export_int8(loaded: Any, out: Path, args: argparse.Namespace) -> int:
+    from .export.int8 import export_int8
+
+    if out.suffix.lower() != ".onnx":
+        raise CliError(f"--int8 writes an ONNX file; {out} must end in .onnx (MODEL.int8.onnx beside the model "
+                       "is found automatically)", EXIT_USAGE)
+    if not args.calibration:
+        raise CliError("--int8 needs --calibration DIR (training photos, never the test images)", EXIT_USAGE)
+    if loaded.module is not None:
+        from .engine import export_onnx_bytes
+
+        fp32 = export_onnx_bytes(loaded, grid_aware=True, opset=args.opset)
+    else:
+        fp32 = Path(loaded.path).read_bytes()
+    t0 = time.monotonic()
+    record = export_int8(fp32, out, args.calibration, eval_sets=args.eval or (), scale=loaded.descriptor.scale)
+    print(f"wrote {out} in {time.monotonic() - t0:.1f} s ({record['recipe']})")
+    for name, loss in sorted(record["loss_db"].items()):
+        ps = record["psnr_y"][name]
+        print(f"  {name}: PSNR-Y fp32 {ps['fp32']:.3f} dB, int8 {ps['int8']:.3f} dB, loss {loss:+.3f} dB")
+    if not record["loss_db"]:
+        print("  quality not measured (no --eval): the automatic choice will not use this twin")
+    return EXIT_OK
+
+
 def _info_dict(loaded: Any) -> dict[str, Any]:
     import dataclasses
 
@@ -402,6 +432,10 @@ def _info_dict(loaded: Any) -> dict[str, Any]:
         info["macs_per_input_pixel"] = cfg.macs_per_input_pixel()
     info["params"] = d.params
     info["backends"] = available_backends()
+    from .engine.backends.autoselect import cache_key, load_cached
+
+    choice = load_cached(cache_key(loaded))
+    info["auto_choice"] = choice.to_json() if choice else None
     return info
 
 
@@ -434,6 +468,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     missing = list(dict.fromkeys(f"{b['backend']} {b['device']}: {b['detail']}" for b in info["backends"]
                                  if not b["available"]))
     rows.append(("backends", ", ".join(usable) or "none"))
+    choice = info.get("auto_choice")
+    rows.append(("auto choice", choice["reason"] if choice else "not measured yet (the first upscale measures it)"))
     if missing:
         rows.append(("unavailable", "; ".join(missing)))
     width = max(len(k) for k, _ in rows)
@@ -464,6 +500,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     megapixels = args.size * args.size / 1e6
     print(f"model: {loaded.descriptor.summary()}")
     print(f"input {args.size}x{args.size} ({megapixels:.3f} MP), about {args.seconds:g} s per configuration")
+    if args.backend == "auto" and args.precision == "auto" and args.device in ("auto", "cpu"):
+        auto = create_backend(loaded, device=args.device)
+        print(f"auto: {auto.describe()}: {auto.choice.reason if auto.choice else 'explicit'}")
     print(f"{'backend':<60} {'s/MP':>8} {'MP/s':>8} {'runs':>5}")
     for name, device, precision in configs:
         try:
@@ -571,6 +610,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.onnx or OUT.safetensors")
     p.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--check", action="store_true", help="verify the export against the PyTorch model")
+    p.add_argument("--int8", action="store_true",
+                   help="write the model's int8 twin (onnxruntime static QDQ); name it MODEL.int8.onnx beside "
+                        "the model so the engine finds it")
+    p.add_argument("--calibration", nargs="+", metavar="DIR", help="with --int8: folders of training photos")
+    p.add_argument("--eval", nargs="+", metavar="DIR",
+                   help="with --int8: HR test-image folders (e.g. Set5 Set14); the measured loss is stored and "
+                        "the automatic choice uses the twin only within 0.05 dB")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("info", help="describe a model file")

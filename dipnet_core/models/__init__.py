@@ -20,7 +20,9 @@ from .loader import (
     unwrap_state_dict,
 )
 
-_FROM_DIPNET = ("BlockWidths", "DIPNet", "DIPNetConfig", "count_parameters")
+from .config import BlockWidths, DIPNetConfig
+
+_FROM_DIPNET = ("DIPNet", "count_parameters")
 
 __all__ = [
     "BlockWidths", "DIPNet", "DIPNetConfig", "LoadedModel", "ModelDescriptor", "ModelLoadError",

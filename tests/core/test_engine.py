@@ -293,16 +293,28 @@ def test_onnx_backend_matches_torch_fp32(official_model: LoadedModel, fp32: Back
     assert float(np.abs(y_ort - y_torch).max()) < 1e-4
 
 
-def test_auto_backend_and_descriptions(official_model: LoadedModel) -> None:
-    backend = create_backend(official_model)
-    assert backend.name == "torch"
-    assert backend.device == ("cuda:0" if torch.cuda.is_available() else "cpu")
-    assert backend.precision in ("fp32", "bf16", "fp16")
-    assert backend.describe().startswith("torch ")
-    assert torch.get_num_threads() >= 1
+@pytest.mark.parametrize("flags, expected", [
+    (frozenset({"avx", "avx2", "fma"}), ("onnxruntime", "fp32")),  # AVX2-only: no native bf16
+    (frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}), ("torch", "bf16")),
+])
+def test_auto_backend_rules_by_cpu_features(official_model: LoadedModel, monkeypatch: pytest.MonkeyPatch,
+                                            flags: frozenset[str], expected: tuple[str, str]) -> None:
+    # The unmeasured rules (the measured choice is covered in test_engine_choice.py with faked timings).
+    from dipnet_core.engine import hardware
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
+    backend = create_backend(official_model, device="cpu", measure=False)
+    assert (backend.name, backend.precision) == expected
+    assert backend.choice is not None and backend.choice.reason.startswith("rules")
+    assert backend.describe().startswith(expected[0] + " ")
+    rows = available_backends()
+    cpu_torch = next(r for r in rows if r["backend"] == "torch" and r["device"] == "cpu")
+    assert cpu_torch["available"] and ("bf16" in cpu_torch["precisions"]) == ("avx512_bf16" in flags)
+
+
+def test_backend_arguments_are_checked(official_model: LoadedModel) -> None:
     rows = available_backends()
     assert {"torch", "onnx"} <= {r["backend"] for r in rows}
-    assert any(r["backend"] == "torch" and r["device"] == "cpu" and r["available"] for r in rows)
     with pytest.raises(ValueError):
         create_backend(official_model, backend="tensorflow")
     if not torch.cuda.is_available():

@@ -61,10 +61,13 @@ class Candidate:
     precision: str  # "fp32" | "bf16" | "int8"
     tile_workers: bool = True  # one single-threaded tile per core, else one tile across all cores
 
+    def path(self) -> str:
+        """Backend and precision, e.g. ``onnxruntime int8``."""
+        return f"{'onnxruntime' if self.backend == 'onnx' else self.backend} {self.precision}"
+
     def label(self) -> str:
-        name = "onnxruntime" if self.backend == "onnx" else self.backend
         threads = "1 thread per tile" if self.tile_workers else "all threads per tile"
-        return f"{name} {self.precision} ({threads})"
+        return f"{self.path()} ({threads})"
 
 
 @dataclass
@@ -349,7 +352,7 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
         s = timed(best, tile)
         if s is not None and s < best_s:
             best_s, best_tile = s, tile
-    others = ", ".join(f"{c.label()} {s:.2f}" for s, c in path_times
+    others = ", ".join(f"{c.path()} {s:.2f}" for s, c in path_times
                        if (c.backend, c.precision) != (best.backend, best.precision))
     quality = ""
     if best.precision == "int8":
