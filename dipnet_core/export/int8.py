@@ -14,6 +14,8 @@ one-input graphs; no torch needed.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import random
@@ -42,6 +44,8 @@ class Int8Recipe:
 
     #: Conv nodes whose name contains one of these stay in float (first conv, tail convs).
     float_convs: tuple[str, ...] = ("/conv_1/", "/conv_2/", "/upsampler/")
+    #: When set, only conv nodes whose name contains one of these are quantized (sensitivity probes).
+    only_convs: tuple[str, ...] = ()
     #: Only these op types get Q/DQ pairs; everything else runs in float between them.
     op_types: tuple[str, ...] = ("Conv",)
     per_channel: bool = True
@@ -58,6 +62,8 @@ class Int8Recipe:
         if self.reduce_range:
             parts.append("rr")
         parts.append("float:" + ("+".join(s.strip("/") for s in self.float_convs) or "none"))
+        if self.only_convs:
+            parts.append("only:" + "+".join(s.strip("/") for s in self.only_convs))
         parts.append("ops:" + "+".join(self.op_types))
         return " ".join(parts)
 
@@ -131,8 +137,9 @@ def quantize_int8(fp32_onnx: bytes, crops: Iterable[np.ndarray], recipe: Int8Rec
     feeds = [graph_feeds(names, c) for c in crops]
     if not feeds:
         raise ValueError("int8 calibration needs at least one crop")
-    excluded = [n.name for n in proto.graph.node
-                if n.op_type == "Conv" and any(part in n.name for part in recipe.float_convs)]
+    excluded = [n.name for n in proto.graph.node if n.op_type == "Conv" and (
+        any(part in n.name for part in recipe.float_convs)
+        or (recipe.only_convs and not any(part in n.name for part in recipe.only_convs)))]
     extra: dict[str, Any] = {"CalibMovingAverage": False}
     if recipe.method == "percentile":
         extra["CalibPercentile"] = recipe.percentile
@@ -143,13 +150,15 @@ def quantize_int8(fp32_onnx: bytes, crops: Iterable[np.ndarray], recipe: Int8Rec
         src, pre, dst = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         src.write_bytes(fp32_onnx)
         quant_pre_process(str(src), str(pre), skip_optimization=False, skip_symbolic_shape=True)
-        quantize_static(
-            str(pre), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(recipe.op_types) or None, per_channel=recipe.per_channel,
-            reduce_range=recipe.reduce_range, activation_type=types[recipe.activations],
-            weight_type=QuantType.QInt8, nodes_to_exclude=excluded, calibrate_method=methods[recipe.method],
-            extra_options=extra,
-        )
+        # onnxruntime's calibrator prints its progress to stdout; keep the CLI's output ours.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(pre), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(recipe.op_types) or None, per_channel=recipe.per_channel,
+                reduce_range=recipe.reduce_range, activation_type=types[recipe.activations],
+                weight_type=QuantType.QInt8, nodes_to_exclude=excluded, calibrate_method=methods[recipe.method],
+                extra_options=extra,
+            )
         out = onnx.load(str(dst))
     kept = {p.key for p in out.metadata_props}
     for prop in proto.metadata_props:  # the descriptor travels with the twin
@@ -233,7 +242,7 @@ def export_int8(fp32_onnx: bytes, path: str | Path, calibration: Sequence[str | 
     from ..io import atomic_write_bytes
 
     data = quantize_int8(fp32_onnx, calibration_crops(calibration, count=crops), recipe)
-    record: dict[str, Any] = {"recipe": recipe.label(), "calibration": [str(Path(c)) for c in calibration],
+    record: dict[str, Any] = {"recipe": recipe.label(), "calibration": [Path(c).name for c in calibration],
                               "loss_db": {}, "psnr_y": {}}
     for folder in map(Path, eval_sets):
         pairs = _load_pairs(folder, scale)
