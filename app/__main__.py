@@ -62,7 +62,20 @@ def main(argv: list[str] | None = None) -> int:
         return train_runner_main(argv[1:])
     parser = argparse.ArgumentParser(prog="dipnet-studio")
     parser.add_argument("image", nargs="?", help="an image to open")
+    desktop = parser.add_mutually_exclusive_group()
+    desktop.add_argument("--install-desktop", action="store_true",
+                         help="add DIPNet Studio to the desktop menu and 'Open with' for images, then exit")
+    desktop.add_argument("--uninstall-desktop", action="store_true",
+                         help="remove what --install-desktop added, then exit")
     args = parser.parse_args(argv)
+    if args.install_desktop or args.uninstall_desktop:
+        from .desktop_integration import install_desktop, uninstall_desktop
+
+        done = install_desktop() if args.install_desktop else uninstall_desktop()
+        verb = "installed" if args.install_desktop else "removed"
+        for path in done:
+            print(f"{verb} {path}")
+        return 0
     app, window = build_app(sys.argv[:1])
     window.show()  # type: ignore[attr-defined]
     if args.image:

@@ -1,4 +1,7 @@
-"""Render resources/icons/dipnet-studio.svg to PNGs. Run: python packaging/make_icons.py"""
+"""Render resources/icons/dipnet-studio.svg to PNGs, and pack them as .ico (Windows) and .icns (macOS).
+
+Run: python packaging/make_icons.py
+"""
 
 from __future__ import annotations
 
@@ -28,7 +31,22 @@ def main() -> int:
         out = ICONS / f"dipnet-studio-{size}.png"
         img.save(str(out))
         print(out)
+    write_platform_icons()
     return 0
+
+
+def write_platform_icons() -> list[Path]:
+    """The Windows and macOS bundle icons, made by Pillow from the 512 px render."""
+    from PIL import Image
+
+    src = Image.open(ICONS / "dipnet-studio-512.png").convert("RGBA")
+    ico = ICONS / "dipnet-studio.ico"
+    src.save(ico, sizes=[(16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (128, 128), (256, 256)])
+    icns = ICONS / "dipnet-studio.icns"
+    src.save(icns)
+    for out in (ico, icns):
+        print(out)
+    return [ico, icns]
 
 
 if __name__ == "__main__":
