@@ -178,17 +178,16 @@ def _set_meta(proto: Any, key: str, value: str) -> None:
 
 def read_int8_quality(onnx_bytes: bytes) -> dict[str, Any] | None:
     """The quality record :func:`export_int8` wrote (``loss_db`` per test set), or None."""
-    import onnx
+    from ..engine.backends.onnxruntime_backend import graph_inputs_and_metadata
 
-    proto = onnx.load_from_string(onnx_bytes)
-    for prop in proto.metadata_props:
-        if prop.key == QUALITY_KEY:
-            try:
-                value = json.loads(prop.value)
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
+    text = graph_inputs_and_metadata(onnx_bytes)[1].get(QUALITY_KEY)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _load_pairs(folder: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -258,11 +257,8 @@ def export_int8(fp32_onnx: bytes, path: str | Path, calibration: Sequence[str | 
     return record
 
 
-def is_int8_graph(onnx_bytes_or_proto: Any) -> bool:
+def is_int8_graph(onnx_bytes: bytes) -> bool:
     """True for graphs :func:`quantize_int8` wrote (they carry :data:`INT8_KEY`)."""
-    import onnx
+    from ..engine.backends.onnxruntime_backend import graph_inputs_and_metadata
 
-    proto = onnx_bytes_or_proto
-    if isinstance(proto, bytes):
-        proto = onnx.load_from_string(proto)
-    return any(p.key == INT8_KEY for p in proto.metadata_props)
+    return INT8_KEY in graph_inputs_and_metadata(onnx_bytes)[1]

@@ -251,14 +251,28 @@ def _spandrel_wrapper(desc: Any) -> nn.Module:
     return _SpandrelWrapper()
 
 
-def _load_onnx(path: Path) -> LoadedModel:
-    import onnx
-
+def _onnx_metadata(path: Path) -> dict[str, str]:
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others for garbage
+        import onnx
+    except ImportError:  # the upscale-only edition has onnxruntime but not the onnx package
+        onnx = None
+    try:
+        if onnx is not None:
+            proto = onnx.load(str(path), load_external_data=False)
+            return {p.key: p.value for p in proto.metadata_props}
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        so.log_severity_level = 3
+        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return dict(session.get_modelmeta().custom_metadata_map)
+    except Exception as exc:  # onnx / onnxruntime raise DecodeError and others for garbage
         raise ModelLoadError(path, f"not a valid ONNX model ({exc})") from exc
-    meta = {p.key: p.value for p in proto.metadata_props}
+
+
+def _load_onnx(path: Path) -> LoadedModel:
+    meta = _onnx_metadata(path)
     if DESCRIPTOR_KEY in meta:
         descriptor = ModelDescriptor.from_json(meta[DESCRIPTOR_KEY])
         descriptor.arch = "onnx"

@@ -1,5 +1,8 @@
 """The upscale-only path works where torch cannot be imported (the slim edition has none).
 
+The slim edition also leaves out the ``onnx`` package (onnxruntime reads the graphs itself), so it is
+blocked here too.
+
 Each test runs a fresh interpreter whose import system refuses torch (``sys.modules["torch"] = None``
 makes every ``import torch`` / ``import torch.nn`` raise ImportError), so a stray top-level torch
 import anywhere on the path fails the test. The built-in model's ``.onnx`` twin runs on onnxruntime.
@@ -22,7 +25,7 @@ BUILTIN_ONNX = REPO / "resources" / "models" / "dipnet-studio-x4.onnx"
 
 PRELUDE = """
 import sys
-for _name in ("torch", "torchvision", "spandrel"):
+for _name in ("torch", "torchvision", "spandrel", "onnx"):
     sys.modules[_name] = None  # importing them now raises ImportError
 """
 EPILOGUE = """

@@ -55,6 +55,36 @@ def export_onnx_bytes(model: LoadedModel, grid_aware: bool = False, opset: int =
         raise BackendUnavailable(str(exc)) from exc
 
 
+def graph_inputs_and_metadata(data: bytes) -> tuple[list[str], dict[str, str]]:
+    """Input names (initializers excluded) and metadata of an ONNX graph.
+
+    Uses the ``onnx`` package when present (a parse, no session); the upscale-only
+    edition ships without it, so onnxruntime (an unoptimized session) answers there.
+    """
+    try:
+        import onnx
+    except ImportError:
+        onnx = None
+    if onnx is not None:
+        try:
+            proto = onnx.load_from_string(data)
+        except Exception as exc:  # protobuf raises DecodeError and others for garbage
+            raise BackendUnavailable(f"not a readable ONNX model ({exc})") from exc
+        initializers = {i.name for i in proto.graph.initializer}
+        return ([i.name for i in proto.graph.input if i.name not in initializers],
+                {p.key: p.value for p in proto.metadata_props})
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own pybind exception family
+        raise BackendUnavailable(f"not a readable ONNX model ({exc})") from exc
+    return [i.name for i in session.get_inputs()], dict(session.get_modelmeta().custom_metadata_map)
+
+
 def int8_twin_path(model: LoadedModel) -> Path | None:
     """The int8 graph for ``model``: the file itself if it is one, else ``<stem>.int8.onnx`` beside it."""
     path = getattr(model, "path", None)
@@ -109,25 +139,18 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, model: LoadedModel, device: str = "auto", precision: str = "auto", *,
                  threads: int | None = None, tile_workers: bool = True) -> None:
-        import onnx
         import onnxruntime as ort
 
         super().__init__(model)
         self._ort = ort
         self._bytes = _onnx_bytes(model, precision)
-        try:
-            proto = onnx.load_from_string(self._bytes)
-        except Exception as exc:  # protobuf raises DecodeError and others for garbage
-            raise BackendUnavailable(f"not a readable ONNX model ({exc})") from exc
-        graph = proto.graph
-        from ...export.int8 import is_int8_graph
+        inputs, meta = graph_inputs_and_metadata(self._bytes)
+        from ...export.int8 import INT8_KEY
 
-        self.int8 = is_int8_graph(proto)
+        self.int8 = INT8_KEY in meta
         if self.int8:
             # The twin is a CPU graph: QDQ convs have no fast path on the GPU providers here.
             device, precision = "cpu", "int8"
-        initializers = {i.name for i in graph.initializer}
-        inputs = [i.name for i in graph.input if i.name not in initializers]
         self._input_name = inputs[0]
         # Our own grid-aware export takes the ESA interpolation matrices as extra inputs.
         self.grid_aware = inputs[1:3] == ["ry", "rx_t"]
