@@ -65,7 +65,8 @@ from dipnet_core.metrics import psnr
 from dipnet_core.models import LoadedModel, load_model
 from dipnet_core.resize import bicubic_downscale_uint8, modcrop
 
-SHARED = REPO.parent / "shared"
+# DIPNET_SHARED_DIR: run from a copy of the tree (so edits cannot leak into a running benchmark).
+SHARED = Path(os.environ.get("DIPNET_SHARED_DIR", REPO.parent / "shared"))
 WEIGHTS = SHARED / "reference" / "dipnet_official_x4.pth"
 OUT_JSON = REPO / "benchmarks" / "results" / "inference.json"
 THREADS = 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
@@ -35,8 +36,8 @@ from dipnet_core.export.int8 import Int8Recipe, calibration_crops, graph_feeds, 
 from dipnet_core.metrics import psnr  # noqa: E402
 from dipnet_core.resize import bicubic_downscale_uint8, modcrop  # noqa: E402
 
-SHARED = Path("/work/shared") if Path("/work/shared").is_dir() else REPO.parent / "shared"
-CALIBRATION = [SHARED / "training-data", Path("/work/datasets/wallpapers/train")]
+SHARED = Path(os.environ.get("DIPNET_SHARED_DIR", REPO.parent / "shared"))
+CALIBRATION = [SHARED / "training-data", Path(os.environ.get("DIPNET_WALLPAPERS_DIR", "/work/datasets/wallpapers/train"))]
 OUT_JSON = REPO / "benchmarks" / "results" / "int8_ptq.json"
 BOUND_DB = 0.05
 
