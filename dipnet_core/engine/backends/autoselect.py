@@ -363,7 +363,7 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
                  else f"large tiles (>= {best_tile} px measured best)")
     reason = (f"measured on {hardware.cpu_model()} ({hardware.physical_cores()} cores): {best.label()} with "
               f"{tile_text} was fastest, {best_s:.2f} s per useful MP"
-              + (f"; others at {first} px: {others}" if others else "") + quality)
+              + (f"; others at {first} px tiles, s per useful MP: {others}" if others else "") + quality)
     return EngineChoice(backend=best.backend, precision=best.precision,
                         tile=None if best_tile == max(tiles) else best_tile, tile_workers=best.tile_workers,
                         s_per_mp=best_s, reason=reason, timings=timings, excluded=excluded)
