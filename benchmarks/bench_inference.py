@@ -225,6 +225,24 @@ def cpu_record() -> dict[str, Any]:
             "onnxruntime": onnxruntime.__version__, "torch_threads": THREADS}
 
 
+def _add_variants(add: Callable[..., None], cpu: dict[str, str], model: LoadedModel, tmp: Path,
+                  info: dict[str, Any]) -> None:
+    """Layout, fusion, threading and tile-size variants (left out by ``--focus``)."""
+    add("ours torch fp32 NCHW", None, backend="torch", precision="fp32", channels_last=False, **cpu)
+    add("ours torch fp32 channels_last", None, backend="torch", precision="fp32", fuse=False, **cpu)
+    add("ours torch bf16 NCHW", None, backend="torch", precision="bf16", channels_last=False, **cpu)
+    add("ours torch bf16 channels_last", None, backend="torch", precision="bf16", fuse=False, **cpu)
+    add("ours torch bf16 channels_last fused, 2-thread tiles", None, backend="torch", precision="bf16",
+        tile_workers=False, **cpu)
+    add("ours onnxruntime CPU fp32, 2-thread tiles", None, backend="onnx", tile_workers=False, **cpu)
+    try:
+        add("ours onnxruntime CPU fp16 graph", None, fp16_onnx_model(model, tmp), backend="onnx", **cpu)
+    except Exception as exc:  # noqa: BLE001 - the fp16 conversion is an experiment; record why it did not run
+        info["ours onnxruntime CPU fp16 graph"] = {"error": f"{type(exc).__name__}: {exc}"}
+    for t in OUR_TILES:
+        add(f"ours default @ tile {t}", t)
+
+
 def build_settings(model: LoadedModel, ref: Reference, args: argparse.Namespace, tmp: Path
                    ) -> tuple[dict[str, Runner], dict[str, Any], list[Any]]:
     runners: dict[str, Runner] = {"reference whole-image fp32": ref.whole}
@@ -247,21 +265,15 @@ def build_settings(model: LoadedModel, ref: Reference, args: argparse.Namespace,
                        "fallback": backend.fallback_reason}
 
     cpu = {"device": "cpu"}
-    add("ours torch fp32 NCHW", None, backend="torch", precision="fp32", channels_last=False, **cpu)
-    add("ours torch fp32 channels_last", None, backend="torch", precision="fp32", fuse=False, **cpu)
+    if args.focus:  # the reference's best tiles and the paths the automatic choice picks between
+        for t in TILE_SWEEP:
+            if t not in (256, 320, 384):
+                del runners[f"reference tiled {t}"]
+    else:
+        _add_variants(add, cpu, model, tmp, info)
     add("ours torch fp32 channels_last fused", None, backend="torch", precision="fp32", **cpu)
-    add("ours torch bf16 NCHW", None, backend="torch", precision="bf16", channels_last=False, **cpu)
-    add("ours torch bf16 channels_last", None, backend="torch", precision="bf16", fuse=False, **cpu)
-    add("ours torch bf16 channels_last fused, 2-thread tiles", None, backend="torch", precision="bf16",
-        tile_workers=False, **cpu)
+    add("ours torch bf16 channels_last fused", None, backend="torch", precision="bf16", **cpu)
     add("ours onnxruntime CPU fp32", None, backend="onnx", **cpu)
-    add("ours onnxruntime CPU fp32, 2-thread tiles", None, backend="onnx", tile_workers=False, **cpu)
-    try:
-        add("ours onnxruntime CPU fp16 graph", None, fp16_onnx_model(model, tmp), backend="onnx", **cpu)
-    except Exception as exc:  # noqa: BLE001 - the fp16 conversion is an experiment; record why it did not run
-        info["ours onnxruntime CPU fp16 graph"] = {"error": f"{type(exc).__name__}: {exc}"}
-    for t in OUR_TILES:
-        add(f"ours default @ tile {t}", t)
     try:
         twin_model, record = int8_twin_model(tmp)
         info["int8 twin"] = record
@@ -467,6 +479,9 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="include torch.compile (slow to compile)")
     ap.add_argument("--quick", action="store_true", help="one round, no 12 MP and no sweep")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--focus", action="store_true",
+                    help="only the reference at tiles 256/320/384 and the paths the automatic choice picks "
+                         "between, on Set5 + Set14 + the mosaic (for a loaded machine)")
     ap.add_argument("--skip-speed", action="store_true", help="keep the speed table of the previous JSON")
     ap.add_argument("--tiling-sweep", action="store_true", help="re-measure the tiling error table")
     ap.add_argument("--tiling-configs", default="",
@@ -481,6 +496,8 @@ def main() -> None:
     model = load_model(WEIGHTS)
     macs = model.module.config.macs_per_input_pixel()  # type: ignore[union-attr]
     groups = load_inputs()
+    if args.focus:
+        groups.pop("synthetic512", None)
     all_items = [(g, n, x, hr) for g, items in groups.items() for n, x, hr in items]
     inputs = [x for _g, _n, x, _hr in all_items]
     mp = sum(x.shape[0] * x.shape[1] for x in inputs) / 1e6
