@@ -16,7 +16,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 MODELS_DIR = Path(__file__).resolve().parent / "resources" / "models"
-SHIPPED_SUFFIXES = {".safetensors", ".onnx", ".md", ".txt"}
+SHIPPED_SUFFIXES = {".safetensors", ".onnx", ".md", ".txt", ".json"}  # .json: the model card's data
 
 
 class BuildPyWithBuiltinModel(build_py):

@@ -26,11 +26,12 @@ class _DialogBridge(QObject):
 def build_app(argv: list[str] | None = None) -> tuple[QApplication, object]:
     """Create the QApplication and the main window (shared by main() and the screenshot script)."""
     from .controllers.context import AppContext
-    from .controllers.models import ModelLibrary
     from .errors import ErrorReporter, setup_logging
+    from .services.models import ModelLibrary
     from .settings import AppPaths, SettingsStore
     from .theme import ThemeManager
-    from .views.main_window import ICON, MainWindow
+    from .views.main_window import ICON
+    from .window import MainWindow
 
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("DIPNet Studio")

@@ -34,6 +34,7 @@ def _expected_types() -> tuple[type[BaseException], ...]:
     # error path must never itself fail on an import.
     types: list[type[BaseException]] = [OSError, MemoryError, ValueError, Cancelled, NoModelError]
     for mod, names in (
+        ("dipnet_core.errors", ("DipnetError",)),  # the core's one hierarchy; the rest are kept for clarity
         ("dipnet_core.io", ("ImageReadError", "ImageWriteError")),
         ("dipnet_core.models", ("ModelLoadError",)),
         ("dipnet_core.train.config", ("ConfigError",)),

@@ -22,6 +22,8 @@ from typing import Any
 
 import platformdirs
 
+from dipnet_core.io.atomic import atomic_write_text
+
 APP_NAME = "dipnet-studio"
 ENV_HOME = "DIPNET_STUDIO_HOME"
 MAX_RECENT = 10
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AppPaths:
+    """Where the app keeps its settings, models, logs and training runs."""
+
     config_dir: Path
     data_dir: Path
     log_dir: Path
@@ -75,6 +79,8 @@ class AppPaths:
 
 @dataclass
 class Settings:
+    """Everything the app remembers between sessions (saved as JSON)."""
+
     # Inference
     default_model: str = ""  # model id from the library ("builtin" or a file name in models_dir)
     backend: str = "auto"  # auto | torch | onnx
@@ -94,7 +100,7 @@ class Settings:
     batch_inputs: list[str] = field(default_factory=list)
     batch_output_dir: str = ""
     batch_recursive: bool = True
-    batch_skip_existing: bool = False
+    batch_skip_existing: bool = True  # re-running a batch never overwrites earlier outputs unasked
     # Training
     train_dirs: list[str] = field(default_factory=list)
     train_val_dir: str = ""
@@ -156,9 +162,7 @@ class SettingsStore:
     def save(self) -> None:
         f = self.paths.settings_file
         f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_name(f.name + ".tmp")
         try:
-            tmp.write_text(json.dumps(dataclasses.asdict(self.settings), indent=2), encoding="utf-8")
-            tmp.replace(f)
+            atomic_write_text(f, json.dumps(dataclasses.asdict(self.settings), indent=2))
         except OSError as exc:  # a read-only profile must not crash the app
             log.error("cannot save settings to %s: %s", f, exc)

@@ -84,6 +84,7 @@ class ThemeManager(QObject):
         self.mode = mode if mode in ("system", "light", "dark") else "system"
         self._app.setPalette(make_palette(self.dark))
         qss = _QSS_FILE.read_text(encoding="utf-8") if _QSS_FILE.exists() else ""
+        qss = qss.replace("@theme_dir", _QSS_FILE.parent.as_posix())  # images beside the style sheet
         self._app.setStyleSheet(qss.replace("@accent", ACCENT.name()))
 
     def _on_system_changed(self, _scheme: Qt.ColorScheme) -> None:

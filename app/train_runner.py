@@ -7,6 +7,10 @@ with a QProcess. Standard input is the control channel: a line ``cancel`` (or
 stdin closing because the GUI went away) asks the pipeline to checkpoint and
 stop, so an interrupted run can always be resumed.
 
+The plot-worthy events (steps, validations, stage boundaries; no sample images) are also
+appended to ``RUN_DIR/events.jsonl`` (:data:`HISTORY_FILE`), so a GUI that resumes the run can
+redraw the curves of the earlier part; ``--fresh`` starts that file over.
+
 Why a subprocess rather than a QThread: hour-long training holds the GIL in
 many short Python steps, which would stutter the GUI; a crash or out-of-memory
 in torch kills only the child; and the OS, not Python threads, shares the CPU.
@@ -27,6 +31,26 @@ from typing import Any, TextIO
 import numpy as np
 
 PROTOCOL = 1
+HISTORY_FILE = "events.jsonl"
+#: Events kept in the history file: what the Train tab's stage list and plots are drawn from.
+HISTORY_EVENTS = frozenset({"StageStarted", "Step", "Validation", "StageFinished"})
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """The recorded events of earlier sessions of this run, oldest first ([] if none)."""
+    events: list[dict[str, Any]] = []
+    try:
+        lines = (Path(run_dir) / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return events
+    for line in lines:
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill: the rest is still good
+        if isinstance(ev, dict) and ev.get("type") in HISTORY_EVENTS:
+            events.append(ev)
+    return events
 
 
 def _jsonable(value: Any) -> Any:
@@ -97,10 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     token = CancelToken()
     threading.Thread(target=_watch_stdin, args=(token, sys.stdin), daemon=True).start()
 
+    history_path = Path(args.run_dir) / HISTORY_FILE
+    if args.fresh:
+        history_path.unlink(missing_ok=True)
+
     def callback(event: Event) -> None:
+        line = encode_event(event)
         with lock:
-            out.write(encode_event(event) + "\n")
+            out.write(line + "\n")
             out.flush()
+        if type(event).__name__ in HISTORY_EVENTS:
+            record = json.loads(line)
+            record.pop("sample", None)  # images are large and only the latest one is shown
+            try:
+                with history_path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+            except OSError:
+                pass  # the history only redraws plots after a resume; training must go on
 
     try:
         cfg = resume_config(args.run_dir)

@@ -1,4 +1,4 @@
-"""Background work for the GUI: one QThread per task, results back through signals.
+"""Background work for the GUI: one QThread per task, results back through signals (touches no widget).
 
 Why a small QThread subclass instead of superqt's ``thread_worker``: superqt's
 worker wraps every run in ``warnings.catch_warnings()``, which mutates the
@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Generator
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QThread, Signal
 
 from dipnet_core.cancel import Cancelled, CancelToken
@@ -94,17 +95,37 @@ class Task(QThread):
         _live.discard(self)
 
 
+def _guarded(slot: Callable[..., None], owner: QObject) -> Callable[..., None]:
+    """``slot``, skipped once ``owner``'s C++ object is gone.
+
+    Plain callables (lambdas, bound methods of Python objects) are not QObject slots, so Qt does
+    not disconnect them when their owner is deleted: a queued result could otherwise reach a
+    controller whose window was closed and deleted ("Signal source has been deleted").
+    """
+
+    def call(*args: Any) -> None:
+        if shiboken6.isValid(owner):
+            slot(*args)
+
+    return call
+
+
 def start_task(
     fn: TaskFn,
     name: str = "task",
     *,
+    owner: QObject | None = None,
     on_result: Callable[[Any], None] | None = None,
     on_failed: Callable[[BaseException], None] | None = None,
     on_progress: Callable[[Any], None] | None = None,
     on_cancelled: Callable[[], None] | None = None,
     on_done: Callable[[], None] | None = None,
 ) -> Task:
-    """Create, connect and start a :class:`Task` in one call."""
+    """Create, connect and start a :class:`Task` in one call.
+
+    With an ``owner`` (the controller whose slots these are), deleting the owner cancels the task
+    and its late signals are dropped instead of reaching a deleted object.
+    """
     task = Task(fn, name)
     for sig, slot in (
         (task.result, on_result),
@@ -114,7 +135,10 @@ def start_task(
         (task.done, on_done),
     ):
         if slot is not None:
-            sig.connect(slot)
+            sig.connect(_guarded(slot, owner) if owner is not None else slot)
+    if owner is not None:
+        token = task.token  # not the task itself: the connection must not keep a finished task alive
+        owner.destroyed.connect(lambda *_: token.cancel())
     task.start()
     return task
 

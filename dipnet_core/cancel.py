@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 
+# One class for the whole core (dipnet_core.errors); importable from here as it always was.
+from .errors import Cancelled
 
-class Cancelled(Exception):
-    """Raised by :meth:`CancelToken.raise_if_cancelled` when work was cancelled."""
+__all__ = ["CancelToken", "Cancelled", "check"]
 
 
 class CancelToken:

@@ -1,4 +1,4 @@
-"""Structured channel pruning of deploy-form DIPNet models, plus width schedules and latency checks.
+"""Structured channel pruning of deploy-form DIPNet models, plus width schedules and latency measurement.
 
 We prune with our own code rather than a generic library such as torch-pruning:
 
@@ -22,29 +22,24 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import torch
 from torch import nn
 
-from .models.dipnet import BlockWidths, DIPNet, DIPNetConfig, count_parameters
+from .models.dipnet import BlockWidths, DIPNet, DIPNetConfig
 
 __all__ = [
     "ChannelGroup",
     "ImportanceCriterion",
     "PruneSchedule",
-    "WidthChoice",
     "channel_groups",
-    "choose_widths",
-    "describe",
     "l1_importance",
-    "l2_importance",
     "measure_latency",
     "prune_dipnet",
     "select_channels",
-    "uniform_candidates",
     "validate_target",
 ]
 
@@ -110,25 +105,16 @@ class ImportanceCriterion(Protocol):
     def __call__(self, model: nn.Module, group: ChannelGroup) -> torch.Tensor: ...
 
 
-def _norm_importance(model: nn.Module, group: ChannelGroup, p: float) -> torch.Tensor:
+def l1_importance(model: nn.Module, group: ChannelGroup) -> torch.Tensor:
+    """Sum over producing layers of each filter's L1 norm, each layer normalised to mean 1."""
     score = torch.zeros(group.size, dtype=torch.float64)
     for name in group.producers:
         w = model.get_submodule(name).weight.detach()
-        s = w.flatten(1).norm(p=p, dim=1).double().cpu()
+        s = w.flatten(1).norm(p=1, dim=1).double().cpu()
         # Per-layer normalisation: without it the layer with the largest weights
         # (e.g. conv_1 on 3 input channels vs c5) would decide the whole feat group.
         score += s / s.mean().clamp_min(1e-12)
     return score
-
-
-def l1_importance(model: nn.Module, group: ChannelGroup) -> torch.Tensor:
-    """Sum over producing layers of each filter's L1 norm, each layer normalised to mean 1."""
-    return _norm_importance(model, group, 1.0)
-
-
-def l2_importance(model: nn.Module, group: ChannelGroup) -> torch.Tensor:
-    """As :func:`l1_importance` with L2 filter norms."""
-    return _norm_importance(model, group, 2.0)
 
 
 # ---------------------------------------------------------------------------
@@ -351,60 +337,3 @@ def measure_latency(
         torch.set_num_threads(old_threads)
     seconds = statistics.median(times) if statistic == "median" else min(times)
     return seconds / (h * w / 1e6)
-
-
-@dataclass(frozen=True)
-class WidthChoice:
-    config: DIPNetConfig
-    latency_s_per_mp: float
-    macs_per_pixel: int
-    # Every measured candidate as (config, seconds per megapixel), in input order.
-    measured: tuple[tuple[DIPNetConfig, float], ...]
-
-
-def uniform_candidates(
-    feats: Iterable[int], mids: Iterable[int], n_blocks: int = 4, esa: int = 16, scale: int = 4
-) -> list[DIPNetConfig]:
-    """All uniform ``feat/mid`` configs of the given widths (a grid for :func:`choose_widths`)."""
-    mids = list(mids)
-    return [DIPNetConfig.uniform(f, m, n_blocks, esa, scale) for f in feats for m in mids]
-
-
-def choose_widths(
-    candidates: Sequence[DIPNetConfig],
-    latency_budget_s_per_mp: float,
-    size: tuple[int, int] = (128, 128),
-    threads: int | None = None,
-    repeats: int = 5,
-    warmup: int = 2,
-    latency_fn: Callable[[DIPNetConfig], float] | None = None,
-) -> WidthChoice:
-    """Measure every candidate and pick the highest-capacity (MACs) one within budget.
-
-    Ties in MACs go to the faster config. Raises ``ValueError`` if none fits,
-    naming the fastest candidate.
-    """
-    if not candidates:
-        raise ValueError("no candidate configs")
-
-    def default_fn(cfg: DIPNetConfig) -> float:
-        return measure_latency(cfg, size=size, threads=threads, repeats=repeats, warmup=warmup)
-
-    fn = latency_fn or default_fn
-    measured = tuple((cfg, fn(cfg)) for cfg in candidates)
-    fitting = [(cfg, lat) for cfg, lat in measured if lat <= latency_budget_s_per_mp]
-    if not fitting:
-        fastest, lat = min(measured, key=lambda m: m[1])
-        raise ValueError(
-            f"no candidate within {latency_budget_s_per_mp:.3g} s/MP; fastest is "
-            f"{fastest.widths_label()} at {lat:.3g} s/MP"
-        )
-    best, lat = max(fitting, key=lambda m: (m[0].macs_per_input_pixel(), -m[1]))
-    return WidthChoice(best, lat, best.macs_per_input_pixel(), measured)
-
-
-def describe(config: DIPNetConfig) -> str:
-    """One-line summary: widths, parameters and MACs per input pixel."""
-    params = count_parameters(DIPNet(config))
-    macs = config.macs_per_input_pixel()
-    return f"{config.widths_label()} ({params / 1e3:.1f}K params, {macs / 1e3:.0f}K MACs/px)"

@@ -1,6 +1,8 @@
 """Turn a training-form model into its deploy form and verify the two agree.
 
-Any module exposing ``reparameterize() -> nn.Module`` is treated as fusable
+This module only walks models: the fusion maths belongs to each training block.
+Any module exposing ``reparameterize() -> nn.Module`` (returning its fused
+equivalent and leaving itself untouched) is treated as fusable
 (:class:`~dipnet_core.models.train_blocks.DIPNetTrain`, ``RRFBTrain``,
 ``RepConv3x3`` or third-party blocks following the same convention).
 """
@@ -13,11 +15,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["EquivalenceError", "reparameterize_model", "check_equivalence"]
+from .errors import ModelError
+
+__all__ = ["EquivalenceError", "check_equivalence", "fuse_submodules", "reparameterize_model"]
 
 
-class EquivalenceError(AssertionError):
-    """Two models that should compute the same function differ by more than the tolerance."""
+class EquivalenceError(ModelError):
+    """Two models that should compute the same function differ by more than the tolerance.
+
+    A model error, not an ``AssertionError``: it reports a bad model at run time and
+    must survive ``python -O``.
+    """
 
 
 def _fusable(module: nn.Module) -> bool:
@@ -34,6 +42,15 @@ def reparameterize_model(model: nn.Module) -> nn.Module:
     """
     if _fusable(model):
         return model.reparameterize()
+    return fuse_submodules(model)
+
+
+def fuse_submodules(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose outermost fusable descendants are replaced by their fused form.
+
+    The root itself is kept (even if fusable), so a training-form skeleton can use
+    this to fuse its blocks and then load the result into its deploy twin.
+    """
     fused = copy.deepcopy(model)
     _replace_fusable_children(fused)
     return fused

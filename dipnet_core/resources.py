@@ -33,3 +33,38 @@ def builtin_model_path() -> Path | None:
         return None
     preferred = d / f"{BUILTIN_MODEL_NAME}.safetensors"
     return preferred if preferred.exists() else sorted(d.glob("*.safetensors"))[0]
+
+
+#: Short names of the built-in models (``--model clean|photo``): file stem and a one-line "use for".
+BUILTIN_MODELS: dict[str, tuple[str, str]] = {
+    "clean": (BUILTIN_MODEL_NAME, "clean images: renders, screenshots, PNGs, good-quality photos"),
+    "photo": (f"{BUILTIN_MODEL_NAME}-photo", "real photos: small web JPEGs, phone pictures, noisy images"),
+}
+
+
+def builtin_model_by_name(name: str) -> Path | None:
+    """The file of built-in model ``name`` (a key of :data:`BUILTIN_MODELS`); None if this build lacks it."""
+    d = builtin_models_dir()
+    if d is None or name not in BUILTIN_MODELS:
+        return None
+    path = d / f"{BUILTIN_MODELS[name][0]}.safetensors"
+    return path if path.is_file() else None
+
+
+def resolve_model_arg(value: str | None) -> Path | None:
+    """What a ``--model`` value names: None -> the default built-in (None if there is none),
+    ``clean``/``photo`` -> that built-in, anything else -> a file path.
+
+    An existing file called ``clean`` or ``photo`` wins over the short name. Raises ``ValueError``
+    when a short name's model is not in this build, listing the ones that are.
+    """
+    if value is None:
+        return builtin_model_path()
+    if value in BUILTIN_MODELS and not Path(value).exists():
+        path = builtin_model_by_name(value)
+        if path is None:
+            have = [n for n in BUILTIN_MODELS if builtin_model_by_name(n) is not None]
+            raise ValueError(f"built-in model '{value}' ({BUILTIN_MODELS[value][0]}) is not in this build; "
+                             f"available: {', '.join(have) or 'none'}")
+        return path
+    return Path(value)

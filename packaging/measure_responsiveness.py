@@ -67,7 +67,7 @@ def main() -> int:
     big = write_png(home / "view.png", 200, 160, seed=7)
     w.batch.add_inputs([home / "batch"])  # type: ignore[attr-defined]
     w.batch_view.output_edit.setText(str(home / "out"))  # type: ignore[attr-defined]
-    tv = w.train_view  # type: ignore[attr-defined]
+    tv = w.train_view.form  # type: ignore[attr-defined]
     tv.add_data_dirs([home / "hr"])
     tv.set_preset_name("tiny-test")
     tv.teacher_steps.setValue(args.teacher_steps)

@@ -1,12 +1,14 @@
-"""Take the README screenshots of every tab in a realistic state.
+"""Regenerate docs/screenshots: every tab, light and dark theme, 1024x640 and 1600x1000, before,
+during and after its work.
 
-    xvfb-run -s "-screen 0 1400x900x24" python packaging/screenshots.py [--out docs/screenshots]
+    xvfb-run -a -s "-screen 0 1700x1100x24" python packaging/screenshots.py [--out docs/screenshots]
 
-(Also works with QT_QPA_PLATFORM=offscreen, with plainer fonts.) Uses a
-temporary user folder, the built-in model (the official weights from
-../shared/reference are imported beside it) and Set14 images from
-../shared/benchmarks, trains a tiny model so the Train tab and the model list
-have real content, and saves one PNG per tab.
+(Also works with QT_QPA_PLATFORM=offscreen, with plainer fonts.) Uses a temporary user folder
+and the built-in model; the pictures shown are Set14/Set5 images from ../shared/benchmarks when
+present, generated ones otherwise. A tiny real training run fills the Train tab. Each state is
+captured in both themes and both sizes while it holds (a batch is paused for it; an upscale and a
+training run are slowed down with small tiles and more steps), and every PNG is quantized to 256
+colours to stay small (the upscale is held after a few tiles for its "during" pictures). Files: ``<out>/<theme>-<width>x<height>/<tab>-<state>.png``.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+SIZES = ((1024, 640), (1600, 1000))
+THEMES = ("light", "dark")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     parser.add_argument("--image", default=str(SHARED / "benchmarks" / "Set14" / "comic.png"))
-    parser.add_argument("--model", default=str(SHARED / "reference" / "dipnet_official_x4.pth"))
-    parser.add_argument("--theme", default="light", choices=("light", "dark", "system"))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -36,13 +38,14 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "tests" / "app"))
     from PIL import Image
-    from PySide6.QtCore import QEventLoop, QPointF, QTimer
+    from PySide6.QtCore import QEventLoop, QTimer
     from studio_testutil import write_png
 
-    import app  # noqa: F401  # the PySide6 workaround first
+    import app  # noqa: F401
     from app.__main__ import build_app
+    from app.qt_image import qimage_to_array
 
-    qapp, w = build_app(["screenshots"])
+    _qapp, w = build_app(["screenshots"])
 
     def wait(signal: object, timeout_ms: int = 600_000) -> None:
         loop = QEventLoop()
@@ -55,90 +58,155 @@ def main() -> int:
         QTimer.singleShot(ms, loop.quit)
         loop.exec()
 
-    def shot(name: str) -> None:
-        settle()
-        path = out / f"{name}.png"
-        w.grab().save(str(path))  # type: ignore[attr-defined]
-        print(path)
+    def wait_until(cond: object, timeout_ms: int = 600_000) -> None:
+        waited = 0
+        while not cond() and waited < timeout_ms:  # type: ignore[operator]
+            settle(50)
+            waited += 50
 
-    w.models.theme.apply(args.theme)  # type: ignore[attr-defined]
-    lib = w.ctx.library  # type: ignore[attr-defined]
-    official = lib.import_file(args.model, name="DIPNet official")
-    shown = next((e for e in lib.entries() if e.builtin), official)  # what a fresh install upscales with
-    lib.set_default(shown.id)
-    w.resize(1320, 860)  # type: ignore[attr-defined]
+    def save_png(image: object, path: Path) -> None:
+        px, _a, _b = qimage_to_array(image)  # type: ignore[arg-type]
+        rgb = Image.fromarray((px[..., :3] * 255 + 0.5).astype("uint8"))
+        rgb.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(
+            path, optimize=True
+        )
+
+    def shots(tab: int, name: str, state: str) -> None:
+        """Capture the current state of ``tab`` in every theme and size."""
+        w.tabs.setCurrentIndex(tab)  # type: ignore[attr-defined]
+        for theme in THEMES:
+            w.models.set_theme(theme)  # type: ignore[attr-defined]
+            for width, height in SIZES:
+                w.resize(width, height)  # type: ignore[attr-defined]
+                settle(350)
+                folder = out / f"{theme}-{width}x{height}"
+                folder.mkdir(exist_ok=True)
+                path = folder / f"{name}-{state}.png"
+                save_png(w.grab().toImage(), path)  # type: ignore[attr-defined]
+                print(path, flush=True)
+
+    w.resize(*SIZES[0])  # type: ignore[attr-defined]
     w.show()  # type: ignore[attr-defined]
     settle(500)
+    lib = w.ctx.library  # type: ignore[attr-defined]
+    builtin = next(e for e in lib.entries() if e.builtin)
 
-    # ---- data: a real LR image (Set14 comic, downscaled 3x), a batch folder with one broken file
-    with Image.open(args.image) as im:
-        hr = im.convert("RGB")
-    lr = hr.resize((hr.width // 3, hr.height // 3), Image.Resampling.BICUBIC)
+    # ---- data: a real LR image, a batch folder with one broken file, training and scoring images
+    image = Path(args.image)
+    if image.exists():
+        with Image.open(image) as im:
+            hr = im.convert("RGB")
+        lr = hr.resize((hr.width // 2, hr.height // 2), Image.Resampling.BICUBIC)
+    else:
+        lr = Image.open(write_png(home / "generated.png", 250, 180))
     lr_path = home / "comic_small.png"
     lr.save(lr_path)
     batch = home / "holiday-photos"
-    for i, name in enumerate(("beach.png", "harbour.png", "market.png", "sunset.png")):
-        write_png(batch / name, 64, 48, seed=i)
-    write_png(batch / "scans" / "postcard.png", 56, 40, seed=5)
+    for i, name in enumerate(("beach.png", "harbour.png", "market.png", "sunset.png", "pier.png", "dunes.png")):
+        write_png(batch / name, 120, 90, seed=i)
+    write_png(batch / "scans" / "postcard.png", 96, 72, seed=7)
     (batch / "scans" / "damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated download")
     for i in range(6):
         write_png(home / "train-hr" / f"hr{i}.png", 96, 96, seed=i)
+    score_dir = SHARED / "benchmarks" / "Set5"
+    if not score_dir.is_dir():
+        score_dir = home / "score"
+        for i in range(3):
+            write_png(score_dir / f"s{i}.png", 96, 96, seed=10 + i)
 
-    # ---- Train tab: a short real run (tiny preset, a few more steps so the curves have a shape)
-    tv = w.train_view  # type: ignore[attr-defined]
-    tv.add_data_dirs([home / "train-hr"])
-    tv.set_preset_name("tiny-test")
-    tv.teacher_steps.setValue(40)
-    tv.distill_steps.setValue(60)
-    tv.finetune_steps.setValue(10)
-    tv.name_edit.setText("my-comics-x4")
-    w.tabs.setCurrentIndex(w.TAB_TRAIN)  # type: ignore[attr-defined]
-    w.train.start(fresh=True)  # type: ignore[attr-defined]
-    wait(w.train.runFinished)  # type: ignore[attr-defined]
-    shot("train")
-    w.train.install()  # type: ignore[attr-defined]
-    lib.set_default(shown.id)  # the screenshots upscale with the built-in model
-
-    # ---- Upscale tab: split view mid-way, zoomed on a detail
-    w.tabs.setCurrentIndex(w.TAB_UPSCALE)  # type: ignore[attr-defined]
-    up = w.upscale  # type: ignore[attr-defined]
-    up.open_path(lr_path)
-    wait(up.preview.ready, 60_000)
-    up.upscale()
-    wait(up.resultReady)
-    view = w.upscale_view  # type: ignore[attr-defined]
-    canvas = view.active_canvas()
-    view.state.set_view(1.6, QPointF(lr.width * 2, lr.height * 1.35))
-    canvas.set_split(0.5)
-    shot("upscale-split")
-    view.set_mode("side")
-    view.state.set_view(2.5, QPointF(lr.width * 2.1, lr.height * 1.3))
-    shot("upscale-side-by-side")
-    view.set_mode("split")
-    view.state.fit(view.active_canvas().size())
-
-    # ---- Batch tab: finished queue with one failure
-    w.tabs.setCurrentIndex(w.TAB_BATCH)  # type: ignore[attr-defined]
+    # ---- before: a fresh start in every tab
+    shots(w.TAB_UPSCALE, "upscale", "before")  # type: ignore[attr-defined]
     w.batch.add_inputs([batch])  # type: ignore[attr-defined]
     w.batch_view.output_edit.setText(str(home / "holiday-photos-upscaled"))  # type: ignore[attr-defined]
-    w.batch.start()  # type: ignore[attr-defined]
-    wait(w.batch.finished)  # type: ignore[attr-defined]
-    shot("batch")
+    shots(w.TAB_BATCH, "batch", "before")  # type: ignore[attr-defined]
+    form = w.train_view.form  # type: ignore[attr-defined]
+    form.add_data_dirs([home / "train-hr"])
+    form.set_preset_name("tiny-test")
+    form.teacher_steps.setValue(400)  # long enough to capture it running
+    form.distill_steps.setValue(60)
+    form.finetune_steps.setValue(10)
+    form.name_edit.setText("my-comics-x4")
+    form.name_edit.editingFinished.emit()
+    shots(w.TAB_TRAIN, "train", "before")  # type: ignore[attr-defined]
+    w.models_view.select_id(builtin.id)  # type: ignore[attr-defined]
+    shots(w.TAB_MODELS, "models", "before")  # type: ignore[attr-defined]
 
-    # ---- Models & Settings: measured speed and Set5 quality of the built-in and the official model
-    w.tabs.setCurrentIndex(w.TAB_MODELS)  # type: ignore[attr-defined]
-    for entry in (official, shown):
-        task = w.models.measure_speed(entry.id)  # type: ignore[attr-defined]
-        if task is not None:
-            wait(w.models.speedMeasured)  # type: ignore[attr-defined]
-        task = w.models.measure_quality(entry.id, SHARED / "benchmarks" / "Set5")  # type: ignore[attr-defined]
-        if task is not None:
-            wait(w.models.qualityMeasured)  # type: ignore[attr-defined]
-    w.models_view.banner.hide()  # type: ignore[attr-defined]
-    w.models_view.select_id(shown.id)  # type: ignore[attr-defined]
-    shot("models")
+    # ---- Train: running (a few validations in), then finished
+    events: list[dict] = []
+    w.train.event.connect(events.append)  # type: ignore[attr-defined]
+    w.train.start(fresh=True)  # type: ignore[attr-defined]
+    wait_until(lambda: sum(e["type"] == "Validation" for e in events) >= 3)
+    shots(w.TAB_TRAIN, "train", "during")  # type: ignore[attr-defined]
+    if w.train.running:  # type: ignore[attr-defined]
+        wait(w.train.runFinished)  # type: ignore[attr-defined]
+    shots(w.TAB_TRAIN, "train", "after")  # type: ignore[attr-defined]
+    w.train.install()  # type: ignore[attr-defined]
+    lib.set_default(builtin.id)  # the screenshots upscale with the built-in model
 
+    # ---- Upscale: the live preview, a full upscale painting its tiles, the result
+    up, view = w.upscale, w.upscale_view  # type: ignore[attr-defined]
     w.tabs.setCurrentIndex(w.TAB_UPSCALE)  # type: ignore[attr-defined]
+    up.open_path(lr_path)
+    wait(up.preview.idle, 120_000)
+    w.ctx.settings.tile_size = 64  # type: ignore[attr-defined]  # many small tiles: the run lasts a while
+    w.ctx.inference_settings_changed()  # type: ignore[attr-defined]
+    wait(up.preview.idle, 120_000)
+    # Hold the upscale after a few tiles while the "during" pictures are taken (it would finish
+    # before all four are), by wrapping the core function the controller calls.
+    import threading
+
+    import dipnet_core.engine as engine_mod
+
+    release = threading.Event()
+    real_upscale = engine_mod.upscale_image
+
+    def held_upscale(img: object, upscaler: object, cancel: object = None, progress: object = None) -> object:
+        tiles = [0]
+
+        def on_tile(tp: object) -> None:
+            progress(tp)  # type: ignore[operator]
+            tiles[0] += 1
+            if tiles[0] == 8:
+                release.wait(120)
+
+        return real_upscale(img, upscaler, cancel=cancel, progress=on_tile)  # type: ignore[arg-type]
+
+    engine_mod.upscale_image = held_upscale
+    up.upscale()
+    wait_until(lambda: len(view.compare.tiles()) >= 8)
+    shots(w.TAB_UPSCALE, "upscale", "during")  # type: ignore[attr-defined]
+    release.set()
+    if up.busy:
+        wait(up.resultReady)
+    engine_mod.upscale_image = real_upscale
+    view.state.set_view(1.5, view.state.image_size_center())
+    shots(w.TAB_UPSCALE, "upscale", "after")  # type: ignore[attr-defined]
+    w.ctx.settings.tile_size = 0  # type: ignore[attr-defined]  # back to automatic tiles for the rest
+    w.ctx.inference_settings_changed()  # type: ignore[attr-defined]
+
+    # ---- Batch: paused after the first images, then finished with one failure
+    b = w.batch  # type: ignore[attr-defined]
+    b.start()
+    wait_until(lambda: sum(r.status == "done" for r in w.batch_view.model.rows) >= 2)  # type: ignore[attr-defined]
+    b.set_paused(True)
+    shots(w.TAB_BATCH, "batch", "during")  # type: ignore[attr-defined]
+    b.set_paused(False)
+    if b.running:
+        wait(b.finished)
+    shots(w.TAB_BATCH, "batch", "after")  # type: ignore[attr-defined]
+
+    # ---- Models: measuring speed, then quality measured on Set5
+    task = w.models.measure_quality(builtin.id, score_dir)  # type: ignore[attr-defined]
+    settle(800)
+    shots(w.TAB_MODELS, "models", "during")  # type: ignore[attr-defined]
+    if task is not None and task.isRunning():
+        wait(w.models.qualityMeasured)  # type: ignore[attr-defined]
+    task = w.models.measure_speed(builtin.id)  # type: ignore[attr-defined]
+    if task is not None:
+        wait(w.models.speedMeasured)  # type: ignore[attr-defined]
+    w.models_view.select_id(builtin.id)  # type: ignore[attr-defined]
+    shots(w.TAB_MODELS, "models", "after")  # type: ignore[attr-defined]
+
     w.close()  # type: ignore[attr-defined]
     return 0
 

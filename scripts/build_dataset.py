@@ -57,6 +57,14 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+try:  # the project's one atomic write; a plain checkout run as a script finds it beside scripts/
+    from dipnet_core.io.atomic import atomic_output
+    from dipnet_core.io.atomic import atomic_write_bytes as _core_atomic_write_bytes
+except ImportError:  # pragma: no cover - not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from dipnet_core.io.atomic import atomic_output
+    from dipnet_core.io.atomic import atomic_write_bytes as _core_atomic_write_bytes
+
 LOG = logging.getLogger("build_dataset")
 
 # Default packages (Debian bookworm). Sizes are the .deb download sizes seen with `apt-cache show`.
@@ -109,6 +117,8 @@ DUP_MAX_ASPECT_DIFF = 0.03  # relative aspect-ratio difference allowed between d
 DUP_SIGNATURE_SIDE = 16  # confirmation: 16x16 RGB thumbnails ...
 DUP_MAX_SIGNATURE_MAD = 8.0  # ... whose mean absolute difference (0..255) is at most this
 MIN_VAL_IMAGES = 4
+# Only these decoders run on the packages' files (never a plugin that starts a program, like EPS).
+DECODE_FORMATS = ("JPEG", "PNG", "WEBP")
 FILE_MODE = 0o644  # mode of written files (temp files start as 0600)
 
 
@@ -532,31 +542,12 @@ class Record:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _core_atomic_write_bytes(path, data, mode=FILE_MODE)
 
 
 def atomic_save_png(img: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, ".png", mode=FILE_MODE) as tmp:  # fsync, rename, fsync of the folder
         img.save(tmp, format="PNG", compress_level=6)
-        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def prepare_hr(img: Image.Image, max_side: int) -> Image.Image:
@@ -579,7 +570,7 @@ def analyse(records: list[Record], roots: dict[str, Path], min_size: int) -> Non
             continue
         path = roots[rec.package] / rec.source_path
         try:
-            with Image.open(path) as img:
+            with Image.open(path, formats=DECODE_FORMATS) as img:
                 rec.width, rec.height = img.size
                 if min(img.size) < min_size:
                     rec.reason = f"too small: short side {min(img.size)} < {min_size}"
@@ -648,11 +639,11 @@ def write_outputs(records: list[Record], roots: dict[str, Path], out: Path, args
             os.replace(other, dest)
         rec.output = str(dest.relative_to(out))
         if dest.exists():
-            with Image.open(dest) as done:
+            with Image.open(dest, formats=("PNG",)) as done:
                 rec.out_width, rec.out_height = done.size
             LOG.info("exists  %s", rec.output)
             continue
-        with Image.open(roots[rec.package] / rec.source_path) as img:
+        with Image.open(roots[rec.package] / rec.source_path, formats=DECODE_FORMATS) as img:
             img.load()
             hr = prepare_hr(img, args.max_side)
         atomic_save_png(hr, dest)

@@ -1,4 +1,7 @@
-"""Batch tab logic: plan the queue, run it on a worker, pause/cancel, report, retry failures."""
+"""Batch tab logic: plan the queue, run it on a worker, pause/cancel, report, retry failures.
+
+Drives the BatchView; touches the input files (read only), the output folder and its report.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from .context import AppContext, TabController
 
 # Tile progress arrives many times a second; the label only needs a few updates per second.
 _LABEL_INTERVAL_S = 0.1
+NO_INPUTS = "Add at least one input folder or image."
+NO_OUTPUT = "Choose an output folder."
 
 
 class _Planned:
@@ -30,6 +35,8 @@ class _Planned:
 
 
 class BatchController(TabController):
+    """Batch tab: drives the BatchView; touches the chosen inputs (read only), the output folder, settings."""
+
     finished = Signal(object)  # BatchReport or None (failed), emitted once the controller is idle again
     view: BatchView
 
@@ -83,6 +90,13 @@ class BatchController(TabController):
         self.ctx.settings.batch_inputs = list(dict.fromkeys(paths))
         self.ctx.store.save()
         self.view.set_inputs(self.ctx.settings.batch_inputs)
+        self._clear_solved_complaint()
+
+    def _clear_solved_complaint(self) -> None:
+        """Hide "add an input" / "choose an output" once the user has done just that."""
+        text = self.view.banner.text.text() if not self.view.banner.isHidden() else ""
+        if (text == NO_INPUTS and self.inputs) or (text == NO_OUTPUT and self.view.output_edit.text().strip()):
+            self.view.banner.hide()
 
     def add_inputs(self, paths: list[Path]) -> None:
         self.set_inputs(self.ctx.settings.batch_inputs + [str(p) for p in paths])
@@ -117,6 +131,7 @@ class BatchController(TabController):
         s.batch_recursive = self.view.recursive.isChecked()
         s.batch_skip_existing = self.view.skip_existing.isChecked()
         self.ctx.store.save()
+        self._clear_solved_complaint()
 
     def _open_output(self) -> None:
         out = self.view.output_edit.text().strip()
@@ -136,10 +151,10 @@ class BatchController(TabController):
             return
         out_text = self.view.output_edit.text().strip()
         if not self.inputs:
-            self.view.banner.show_message("Add at least one input folder or image.", "error")
+            self.view.banner.show_message(NO_INPUTS, "error")
             return
         if not out_text:
-            self.view.banner.show_message("Choose an output folder.", "error")
+            self.view.banner.show_message(NO_OUTPUT, "error")
             return
         try:
             key = self.ctx.engine_key()
@@ -324,8 +339,10 @@ class BatchController(TabController):
         except OSError as exc:
             self.report_path = None
             where = f" · report not saved ({user_message(exc)})"
+        existing = sum(1 for e in report.skipped if e.reason.startswith("output exists"))
+        kept = f" (kept {existing} existing output{'s' * (existing != 1)})" if existing else ""
         summary = (
-            f"{len(report.done)} done, {len(report.skipped)} skipped, {len(report.failed)} failed"
+            f"{len(report.done)} done, {len(report.skipped)} skipped{kept}, {len(report.failed)} failed"
             f"{' (cancelled)' if report.cancelled else ''} in {format_duration(report.elapsed_s)}"
         )
         self.view.set_overall(1.0 if not report.cancelled else self.view.progress.value() / 1000, summary)

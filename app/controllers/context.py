@@ -1,4 +1,7 @@
-"""What every controller shares: settings, the model library, the engine cache, and a base class."""
+"""What every controller shares: settings, the model library, the engine cache, and a base class.
+
+A service for controllers (no widgets); views never import it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from ..errors import ErrorReporter, NoModelError, is_expected, user_message
+from ..services.models import ModelEntry, ModelLibrary
 from ..settings import SettingsStore
 from .engine import Engine, EngineCache, EngineKey
-from .models import ModelEntry, ModelLibrary
 
 
 class AppContext(QObject):
@@ -42,6 +45,17 @@ class AppContext(QObject):
     def engine(self, key: EngineKey) -> Engine:
         """Build or reuse the engine; call from a worker thread (the first build may take a moment)."""
         return self.cache.get(key)
+
+    def backend_description(self) -> str:
+        """The backend in use, e.g. "torch CPU bf16 (…)" once an engine ran, else the settings."""
+        engine = self.cache.current()
+        if engine is not None:
+            try:
+                return engine.backend.describe()
+            except NotImplementedError:
+                return f"{engine.backend.name} on {engine.backend.device}"
+        s = self.settings
+        return f"{s.backend} on {s.device} (nothing has run yet)"
 
     def inference_settings_changed(self) -> None:
         self.store.save()

@@ -1,4 +1,4 @@
-"""One inference engine per (model, backend, device, tile size), built once and reused.
+"""One inference engine per (model, backend, device, tile size), built once and reused (a Qt-free service).
 
 Building means loading weights and creating a torch module or an ONNX Runtime
 session: cheap for DIPNet, but never something to repeat per click or per
@@ -21,6 +21,8 @@ PREVIEW_TILE = 96
 
 @dataclass(frozen=True)
 class EngineKey:
+    """What an engine depends on: a different key means a different engine (and different pixels)."""
+
     model_path: Path
     backend: str
     device: str
@@ -57,9 +59,16 @@ class Engine:
 
 
 class EngineCache:
+    """Holds the one engine in use; controllers' workers ask it for the engine (thread safe)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+
+    def current(self) -> Engine | None:
+        """The engine built last, if any (without building one)."""
+        with self._lock:
+            return self._engine
 
     def get(self, key: EngineKey) -> Engine:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Models & Settings tab logic."""
+"""Models & Settings tab logic: import, rename, delete, default, speed and quality, app settings."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ BENCH_SIZE = 128  # LR pixels per side: big enough to be stable, small enough to
 
 
 class ModelsController(TabController):
+    """Models & Settings tab: drives the ModelsView; touches the model library, settings and theme."""
+
+    themeApplied = Signal(str)  # the theme mode now in use
     speedMeasured = Signal(str, float)
     qualityMeasured = Signal(str, object)  # model id, the evaluate() result
     view: ModelsView
@@ -232,3 +235,10 @@ class ModelsController(TabController):
         self.ctx.store.save()
         if self.theme is not None:
             self.theme.apply(mode)
+        self.themeApplied.emit(mode)
+
+    def set_theme(self, mode: str) -> None:
+        """Switch the theme from elsewhere (the View menu), keeping this tab's selector in step."""
+        s = self.ctx.settings
+        self.view.set_settings(s.backend, s.device, s.tile_size, mode)
+        self._on_theme(mode)

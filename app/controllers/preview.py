@@ -1,4 +1,4 @@
-"""Latest-wins scheduling of live-preview requests.
+"""Latest-wins scheduling of live-preview requests (controller helper: runs workers, touches no widget).
 
 The viewer asks for a preview of whatever region is visible each time the
 user pans or zooms. Only the newest view matters, so:
@@ -8,6 +8,10 @@ user pans or zooms. Only the newest view matters, so:
   the next tile, and a result that still arrives is dropped);
 * at most one request waits: a newer one replaces it (the older is "superseded");
 * a result is applied only if it belongs to the newest request.
+
+A compute function may also be a generator: each value it yields (one finished piece of the
+view) is emitted through :attr:`PreviewScheduler.ready` at once, so the view fills in piece by
+piece; its return value, if not None, is emitted last.
 
 Every request's fate is kept in :attr:`PreviewScheduler.outcomes` ("pending",
 "running", "superseded", "cancelled", "applied", "failed") for tests and debugging.
@@ -29,7 +33,9 @@ ComputeFn = Callable[[Any, CancelToken], Any]
 
 
 class PreviewScheduler(QObject):
-    ready = Signal(int, object, object)  # request id, request payload, result
+    """Runs at most one preview computation at a time, newest request wins; see the module docstring."""
+
+    ready = Signal(int, object, object)  # request id, request payload, result (or one piece of it)
     failed = Signal(int, object)  # request id, exception
     idle = Signal()  # nothing running and nothing pending
 
@@ -82,6 +88,11 @@ class PreviewScheduler(QObject):
         self._latest = self._next_id + 1  # no running result can match any more
         self._cancel_running()
 
+    def shutdown(self) -> None:
+        """Stop for good (the window is closing): nothing pending, the running computation cancelled."""
+        self.cancel_all()
+        self._pending = None
+
     def _cancel_running(self) -> None:
         if self._running is not None:
             rid, task = self._running
@@ -97,21 +108,31 @@ class PreviewScheduler(QObject):
         task = start_task(
             lambda token, _report: self._compute(payload, token),
             f"preview-{rid}",
+            owner=self,
             on_result=lambda result: self._on_result(rid, payload, result),
+            on_progress=lambda piece: self._on_piece(rid, payload, piece),
             on_failed=lambda exc: self._on_failed(rid, exc),
             on_done=self._on_done,
         )
         self._running = (rid, task)
 
+    def _is_stale(self, rid: int) -> bool:
+        return rid != self._latest or self.outcomes.get(rid) == "cancelled"
+
+    def _on_piece(self, rid: int, payload: Any, piece: Any) -> None:
+        if not self._is_stale(rid):
+            self.ready.emit(rid, payload, piece)
+
     def _on_result(self, rid: int, payload: Any, result: Any) -> None:
-        if rid != self._latest or self.outcomes.get(rid) == "cancelled":
+        if self._is_stale(rid):
             self.outcomes[rid] = "cancelled"
             return
         self.outcomes[rid] = "applied"
         self.latencies_ms.append(
             (time.perf_counter() - self._requested_at.pop(rid, time.perf_counter())) * 1000
         )
-        self.ready.emit(rid, payload, result)
+        if result is not None:
+            self.ready.emit(rid, payload, result)
 
     def _on_failed(self, rid: int, exc: BaseException) -> None:
         self.outcomes[rid] = "failed"

@@ -54,6 +54,9 @@ def train_runner_command(run_dir: Path, fresh: bool) -> tuple[str, list[str]]:
     return sys.executable, ["-m", "app.train_runner", *tail]
 
 class TrainController(TabController):
+    """Train tab: drives the TrainView's form and monitor; touches the run folder, its child process
+    and (on install) the model library."""
+
     event = Signal(dict)  # every decoded event (tests and the responsiveness probe listen)
     runFinished = Signal(str)  # status: done | cancelled | failed
     installed = Signal(object)  # ModelEntry
@@ -74,6 +77,8 @@ class TrainController(TabController):
         self._stage_offset = 0
         self._stage_totals: dict[str, int] = {}
         self._current_stage = ""
+        self._val_every = 0  # the run's validation interval in steps (0: none during a stage)
+        self._last_step: tuple[int, int] | None = None  # (step, total) of the latest Step event
         self._status = ""
         self._errors: list[str] = []
         self._kill_timer = QTimer(self)
@@ -81,21 +86,21 @@ class TrainController(TabController):
         self._kill_timer.timeout.connect(self._kill)
 
         s = ctx.settings
-        view.add_data_dirs([Path(d) for d in s.train_dirs])
-        view.val_edit.setText(s.train_val_dir)
-        view.name_edit.setText(s.train_name)
-        view.set_preset_name(s.train_preset)
-        view.presetChanged.connect(self.load_preset)
-        view.optionsChanged.connect(self._save_options)
-        view.startRequested.connect(lambda: self.start(fresh=True))
-        view.resumeRequested.connect(lambda: self.start(fresh=False))
-        view.cancelRequested.connect(self.cancel)
-        view.installRequested.connect(self.install)
-        self.load_preset(view.preset_name())
+        view.form.add_data_dirs([Path(d) for d in s.train_dirs])
+        view.form.val_edit.setText(s.train_val_dir)
+        view.form.name_edit.setText(s.train_name)
+        view.form.set_preset_name(s.train_preset)
+        view.form.presetChanged.connect(self.load_preset)
+        view.form.optionsChanged.connect(self._save_options)
+        view.form.startRequested.connect(lambda: self.start(fresh=True))
+        view.form.resumeRequested.connect(lambda: self.start(fresh=False))
+        view.form.cancelRequested.connect(self.cancel)
+        view.monitor.installRequested.connect(self.install)
+        self.load_preset(view.form.preset_name())
         reason = train_available()
         if reason:
             view.banner.show_message(f"Training is not available in this build: {reason}", "info")
-            view.start_btn.setEnabled(False)
+            view.form.start_btn.setEnabled(False)
 
     # ------------------------------------------------------------------ config
     def load_preset(self, name: str) -> None:
@@ -105,23 +110,23 @@ class TrainController(TabController):
 
         cfg = preset(name)
         v = self.view
-        v.feat_spin.setValue(cfg.student.feat)
-        v.teacher_steps.setValue(cfg.teacher.steps)
-        v.distill_steps.setValue(sum(s.steps for s in cfg.distill.stages))
-        v.prune_rounds.setValue(cfg.prune.rounds if cfg.prune.enabled else 0)
-        v.finetune_steps.setValue(cfg.finetune.steps)
-        v.device_combo.setCurrentText(cfg.run.device if cfg.run.device in ("auto", "cpu", "cuda") else "auto")
-        v.set_teacher_kind(cfg.teacher.kind)
+        v.form.feat_spin.setValue(cfg.student.feat)
+        v.form.teacher_steps.setValue(cfg.teacher.steps)
+        v.form.distill_steps.setValue(sum(s.steps for s in cfg.distill.stages))
+        v.form.prune_rounds.setValue(cfg.prune.rounds if cfg.prune.enabled else 0)
+        v.form.finetune_steps.setValue(cfg.finetune.steps)
+        v.form.device_combo.setCurrentText(cfg.run.device if cfg.run.device in ("auto", "cpu", "cuda") else "auto")
+        v.form.set_teacher_kind(cfg.teacher.kind)
         self._save_options()
 
     def _save_options(self) -> None:
         s = self.ctx.settings
-        s.train_dirs = self.view.data_dirs()
-        s.train_val_dir = self.view.val_edit.text().strip()
-        s.train_name = self.view.name_edit.text().strip() or "my-dipnet"
-        s.train_preset = self.view.preset_name()
+        s.train_dirs = self.view.form.data_dirs()
+        s.train_val_dir = self.view.form.val_edit.text().strip()
+        s.train_name = self.view.form.name_edit.text().strip() or "my-dipnet"
+        s.train_preset = self.view.form.preset_name()
         self.ctx.store.save()
-        self.view.set_resume_available(self._resumable(self.run_dir_for(s.train_name)))
+        self.view.form.set_resume_available(self._resumable(self.run_dir_for(s.train_name)))
 
     def run_dir_for(self, name: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
@@ -141,26 +146,26 @@ class TrainController(TabController):
         from dipnet_core.train import preset
 
         v = self.view
-        cfg = preset(v.preset_name())
-        cfg.data.train_dirs = v.data_dirs()
-        cfg.data.val_dir = v.val_edit.text().strip() or None
-        kind = v.teacher_kind()
+        cfg = preset(v.form.preset_name())
+        cfg.data.train_dirs = v.form.data_dirs()
+        cfg.data.val_dir = v.form.val_edit.text().strip() or None
+        kind = v.form.teacher_kind()
         cfg.teacher.kind = kind
-        cfg.teacher.path = v.teacher_edit.text().strip() or None if kind == "file" else None
-        cfg.teacher.steps = v.teacher_steps.value()
-        feat = v.feat_spin.value()
+        cfg.teacher.path = v.form.teacher_edit.text().strip() or None if kind == "file" else None
+        cfg.teacher.steps = v.form.teacher_steps.value()
+        feat = v.form.feat_spin.value()
         cfg.student.feat = cfg.student.mid = feat
         # Scale every progressive distillation stage so their total matches the edited number.
         total = sum(s.steps for s in cfg.distill.stages) or 1
-        want = v.distill_steps.value()
+        want = v.form.distill_steps.value()
         for st in cfg.distill.stages:
             st.steps = max(1, round(st.steps * want / total))
-        rounds = v.prune_rounds.value()
+        rounds = v.form.prune_rounds.value()
         cfg.prune.enabled = rounds > 0
         cfg.prune.rounds = max(rounds, 1) if rounds else cfg.prune.rounds
-        cfg.finetune.steps = v.finetune_steps.value()
-        cfg.run.device = v.device_combo.currentText()
-        name = v.name_edit.text().strip() or "my-dipnet"
+        cfg.finetune.steps = v.form.finetune_steps.value()
+        cfg.run.device = v.form.device_combo.currentText()
+        name = v.form.name_edit.text().strip() or "my-dipnet"
         cfg.export.name = name
         cfg.run.out_dir = str(self.run_dir_for(name))
         cfg.validate()
@@ -182,7 +187,7 @@ class TrainController(TabController):
 
         self._save_options()
         if fresh:
-            if not self.view.data_dirs():
+            if not self.view.form.data_dirs():
                 self.view.banner.show_message("Add at least one folder of training images.", "error")
                 return
             try:
@@ -211,12 +216,17 @@ class TrainController(TabController):
         self._status = ""
         self._stage_offset = 0
         self._stage_totals = {}
+        self._current_stage = ""
+        self._last_step = None
+        self._val_every = int(cfg.run.val_every)
         self.view.banner.hide()
-        self.view.clear_plots()
-        self.view.set_stages(stage_plan(cfg))
-        self.view.show_result("", False)
-        self.view.stage_label.setText("Starting…")
-        self.view.progress.setRange(0, 0)
+        self.view.monitor.clear_plots()
+        self.view.monitor.set_stages(stage_plan(cfg))
+        self.view.monitor.show_result("", False)
+        if not fresh:
+            self._replay_history(run_dir)
+        self.view.monitor.stage_label.setText("Starting…")
+        self.view.monitor.progress.setRange(0, 0)
 
         proc = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
@@ -233,13 +243,28 @@ class TrainController(TabController):
         program, args = train_runner_command(run_dir, fresh)
         self.process = proc
         self._buffer = b""
-        self.view.set_running(True)
+        self.view.form.set_running(True)
         proc.start(program, args)
+
+    def _replay_history(self, run_dir: Path) -> None:
+        """Redraw the stage list and curves of the run's earlier sessions (resume keeps its history)."""
+        from ..train_runner import read_history
+
+        for ev in read_history(run_dir):
+            self._dispatch(ev, replay=True)
+
+    def _next_validation(self, step: int, total: int) -> int | None:
+        """The step of the stage's next validation: every ``val_every`` steps, and at its end."""
+        if step >= total:
+            return None
+        if self._val_every <= 0:
+            return total
+        return min(total, (step // self._val_every + 1) * self._val_every)
 
     def cancel(self) -> None:
         if self.process is None:
             return
-        self.view.stage_label.setText("Stopping after this step…")
+        self.view.monitor.stage_label.setText("Stopping after this step…")
         self.process.write(b"cancel\n")
         self._kill_timer.start(STOP_GRACE_MS)
 
@@ -285,32 +310,36 @@ class TrainController(TabController):
             if isinstance(ev, dict) and "type" in ev:
                 self._dispatch(decode_arrays(ev))
 
-    def _dispatch(self, ev: dict[str, Any]) -> None:
+    def _dispatch(self, ev: dict[str, Any], replay: bool = False) -> None:
+        """Show one event; ``replay``: an event of an earlier session, redrawn on resume (not re-announced)."""
         t = ev["type"]
         v = self.view
         if t == "StageStarted":
             self._current_stage = ev["stage"]
             self._stage_totals[ev["stage"]] = int(ev["total_steps"])
-            v.set_stage_state(ev["stage"], "running")
-            v.mark_stage_start(self._stage_offset, ev["stage"])
-            v.progress.setRange(0, max(1, int(ev["total_steps"])))
-            v.progress.setValue(int(ev.get("start_step", 0)))
-            v.step_label.setText("resuming…" if ev.get("start_step") else "")
+            v.monitor.set_stage_state(ev["stage"], "running")
+            v.monitor.mark_stage_start(self._stage_offset, ev["stage"])
+            v.monitor.progress.setRange(0, max(1, int(ev["total_steps"])))
+            v.monitor.progress.setValue(int(ev.get("start_step", 0)))
+            v.monitor.step_label.setText("resuming…" if ev.get("start_step") else "")
         elif t == "Step":
-            v.set_step(
-                int(ev["step"]), int(ev["total"]), float(ev["eta_s"] or 0.0), ev["losses"], float(ev["lr"])
+            step, total = int(ev["step"]), int(ev["total"])
+            self._last_step = (step, total)
+            v.monitor.set_step(
+                step, total, float(ev["eta_s"] or 0.0), ev["losses"], float(ev["lr"]),
+                self._next_validation(step, total),
             )
-            v.add_losses(self._stage_offset + int(ev["step"]), ev["losses"])
+            v.monitor.add_losses(self._stage_offset + step, ev["losses"])
         elif t == "Validation":
             if ev.get("psnr_y") is not None:
-                v.add_psnr(self._stage_offset + int(ev["step"]), float(ev["psnr_y"]))
+                v.monitor.add_psnr(self._stage_offset + int(ev["step"]), float(ev["psnr_y"]))
             if ev.get("sample"):
-                v.set_sample(ev["sample"])
+                v.monitor.set_sample(ev["sample"])
         elif t == "StageFinished":
-            v.set_stage_state(ev["stage"], "done")
+            v.monitor.set_stage_state(ev["stage"], "done")
             self._stage_offset += self._stage_totals.get(ev["stage"], 0)
         elif t == "RunFinished":
-            v.finish_stage_placeholders()
+            v.monitor.finish_stage_placeholders()
         elif t == "Error":
             self._errors.append(str(ev.get("message", "")))
         elif t == "Log":
@@ -318,7 +347,8 @@ class TrainController(TabController):
         elif t == "Result":
             self.result = ev
             self._status = ev.get("status", "")
-        self.event.emit(ev)
+        if not replay:
+            self.event.emit(ev)
 
     def _on_process_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
@@ -332,31 +362,34 @@ class TrainController(TabController):
         self._kill_timer.stop()
         self.process.deleteLater()
         self.process = None
-        self.view.set_running(False)
+        self.view.form.set_running(False)
         if self._current_stage and self._status != "done":
-            self.view.set_stage_state(
+            self.view.monitor.set_stage_state(
                 self._current_stage, "cancelled" if self._status == "cancelled" else "failed"
             )
         if self._status == "done" and self.result and self.result.get("model_path"):
             metrics = self.result.get("metrics") or {}
             psnr = _final_psnr(metrics)
-            self.view.stage_label.setText("Finished")
-            self.view.progress.setRange(0, 1)
-            self.view.progress.setValue(1)
-            self.view.show_result(
+            self.view.monitor.stage_label.setText("Finished")
+            self.view.monitor.progress.setRange(0, 1)
+            self.view.monitor.progress.setValue(1)
+            self.view.monitor.show_result(
                 f"Model ready: {Path(self.result['model_path']).name}"
                 + (f" · validation PSNR-Y {psnr:.2f} dB" if psnr else ""),
                 True,
             )
             final = "done"
         elif self._status == "cancelled":
-            self.view.stage_label.setText("Stopped — press Resume to continue")
+            self.view.monitor.stage_label.setText("Stopped — press Resume to continue")
             final = "cancelled"
         else:
             why = self._errors[-1] if self._errors else f"the training process exited with code {code}"
-            self.view.stage_label.setText("Failed")
+            self.view.monitor.stage_label.setText("Failed")
             self.view.banner.show_message(f"Training failed: {why}. Log: {self.run_dir}/log.txt", "error")
             final = "failed"
+        if final != "done":
+            # The time estimate belonged to the running process: replace it with where the run stopped.
+            self.view.monitor.set_stopped(self._last_step)
         self._save_options()  # refreshes the Resume button
         self.runFinished.emit(final)
 
@@ -368,7 +401,7 @@ class TrainController(TabController):
 
         metrics = self.result.get("metrics") or {}
         psnr = _final_psnr(metrics)
-        name = self.view.name_edit.text().strip() or Path(self.result["model_path"]).stem
+        name = self.view.form.name_edit.text().strip() or Path(self.result["model_path"]).stem
         try:
             entry = self.ctx.library.import_file(
                 self.result["model_path"],
@@ -381,7 +414,7 @@ class TrainController(TabController):
             return None
         # Installing makes it the current model, so the Upscale tab uses it right away.
         self.ctx.library.set_default(entry.id)
-        self.view.show_result(f"Installed “{entry.name}” and made it the default model.", False)
+        self.view.monitor.show_result(f"Installed “{entry.name}” and made it the default model.", False)
         self.installed.emit(entry)
         return entry
 

@@ -1,10 +1,14 @@
-"""Upscale tab logic: open, live preview, full upscale, save, clipboard."""
+"""Upscale tab logic: open, live preview, full upscale, save, clipboard.
+
+Drives the UpscaleView; touches the engine (through AppContext), settings, and the files it saves.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRect, QRectF, Signal
 from PySide6.QtGui import QGuiApplication, QImage
 
-from dipnet_core.cancel import CancelToken
+from dipnet_core.cancel import CancelToken, check
 
 from ..errors import ErrorReporter, NoModelError
 from ..qt_image import array_to_qimage, qimage_to_array
@@ -23,15 +27,13 @@ from ..workers import Task, start_task
 from .context import AppContext, TabController
 from .engine import EngineKey
 from .preview import PreviewScheduler
+from .preview_plan import plan_pieces
 
 log = logging.getLogger(__name__)
 
-# Preview region size, in LR pixels per side. It adapts to the measured speed so a preview
-# takes about PREVIEW_BUDGET_S on this machine (a fast GPU previews a whole screen at once).
-MAX_PREVIEW_LR = 512
-MIN_PREVIEW_LR = 48
-START_PREVIEW_LR = 96
-PREVIEW_BUDGET_S = 0.3
+# Preview pieces kept on screen, in LR pixels (each holds scale^2 * 4 bytes per LR pixel: 256 MB
+# at x4); beyond it the oldest pieces are dropped and recomputed if the user comes back to them.
+PREVIEW_KEEP_LR_PIXELS = 4_000_000
 # A full upscale paints its tiles as they finish when its output is at most this many pixels (an
 # 8-bit copy of the output is held meanwhile: 192 MB at the limit); larger ones show progress only.
 TILE_PAINT_MAX_OUTPUT_PIXELS = 48_000_000
@@ -39,19 +41,16 @@ TILE_PAINT_MAX_OUTPUT_PIXELS = 48_000_000
 
 @dataclass
 class Loaded:
+    """The image open in the Upscale tab, as read, plus its RGB copy for previews."""
+
     image: Any  # dipnet_core.io.ImageData
     rgb: np.ndarray  # HxWx3 float32 colour for previews (gray repeated)
     title: str
     generation: int
 
 
-def lr_box_for_view(
-    visible: QRectF, scale: int, lr_w: int, lr_h: int, cap: int = MAX_PREVIEW_LR
-) -> tuple[int, int, int, int] | None:
-    """Visible output-space rect -> LR box (x0, y0, x1, y1), clipped, at most ``cap`` per side.
-
-    A view larger than the cap keeps its centre, so the preview lands where the user looks.
-    """
+def lr_box_for_view(visible: QRectF, scale: int, lr_w: int, lr_h: int) -> tuple[int, int, int, int] | None:
+    """Visible output-space rect -> the LR box (x0, y0, x1, y1) under it, clipped to the image."""
     if visible.isEmpty():
         return None
     x0 = max(0, math.floor(visible.left() / scale))
@@ -60,21 +59,13 @@ def lr_box_for_view(
     y1 = min(lr_h, math.ceil(visible.bottom() / scale))
     if x1 <= x0 or y1 <= y0:
         return None
-
-    def clamp(a: int, b: int, limit: int) -> tuple[int, int]:
-        if b - a <= cap:
-            return a, b
-        c = (a + b) // 2
-        a = max(0, min(c - cap // 2, limit - cap))
-        return a, a + cap
-
-    x0, x1 = clamp(x0, x1, lr_w)
-    y0, y1 = clamp(y0, y1, lr_h)
     return x0, y0, x1, y1
 
 
 class UpscaleController(TabController):
-    folderDropped = Signal(list)  # list[Path]: folders go to the Batch tab
+    """Upscale tab: drives the UpscaleView; touches the engine (via AppContext), settings and files it saves."""
+
+    batchOffered = Signal(list)  # list[Path]: dropped files/folders the user chose to batch
     resultReady = Signal()  # a full upscale finished and is shown (the controller is idle again)
     saved = Signal(object)  # Path
     view: UpscaleView
@@ -95,8 +86,13 @@ class UpscaleController(TabController):
         self._upscale_task: Task | None = None
         self._load_task: Task | None = None
         self._save_task: Task | None = None
-        self._preview_rate: float | None = None  # LR pixels per second, measured by previews
+        # Live preview coverage of the current image: the LR pixels painted so far, and the pieces
+        # painted, oldest first (to drop the oldest when too many are kept).
+        self._covered: np.ndarray | None = None
+        self._pieces: list[tuple[int, int, int, int]] = []
         self._engine_key_seen: EngineKey | None | bool = False  # False: never looked
+        self._offered: list[Path] = []  # dropped paths waiting for the user's yes to batch them
+        self._saved_to: Path | None = None  # where this result was saved last (File > Save reuses it)
         self.preview = PreviewScheduler(self._compute_preview, 150, self)
         self.preview.ready.connect(self._on_preview_ready)
         self.preview.failed.connect(lambda _rid, exc: self._fail(exc, "live preview"))
@@ -111,7 +107,9 @@ class UpscaleController(TabController):
         view.recentChosen.connect(lambda p: self.open_path(Path(p)))
         view.upscaleRequested.connect(self.upscale)
         view.cancelRequested.connect(self.cancel)
-        view.saveRequested.connect(self.save_dialog)
+        view.saveRequested.connect(self.save_again)
+        view.saveAsRequested.connect(self.save_dialog)
+        view.batchAccepted.connect(lambda: self.batchOffered.emit(self._offered))
         view.copyRequested.connect(self.copy_result)
         view.viewChanged.connect(self._on_view_changed)
         view.modeChanged.connect(self._on_mode_changed)
@@ -169,15 +167,16 @@ class UpscaleController(TabController):
         folders = [p for p in paths if p.is_dir()]
         files = [p for p in paths if p.is_file()]
         if folders or len(files) > 1:
-            # Several files or a folder is a batch job, not something to compare side by side.
-            self.folderDropped.emit(folders + files)
+            # Several files or a folder is a batch job, not something to compare side by side: offer it.
+            self._offered = folders + files
+            self.view.offer_batch(len(files), len(folders))
             return
         if files:
             self.open_path(files[0])
 
     def open_path(self, path: Path) -> None:
         if path.is_dir():
-            self.folderDropped.emit([path])
+            self.open_paths([path])
             return
 
         def load(token: CancelToken, _report: Any) -> Any:
@@ -191,8 +190,15 @@ class UpscaleController(TabController):
             load,
             "open-image",
             on_result=lambda r: self._on_loaded(r[0], r[1], path.name, path),
-            on_failed=lambda exc: self._fail(exc, f"Cannot open {path.name}"),
+            owner=self,
+            on_failed=lambda exc: self._open_failed(exc, path),
         )
+
+    def _open_failed(self, exc: BaseException, path: Path) -> None:
+        self._fail(exc, f"Cannot open {path.name}")
+        # The status line must not keep saying "Opening…": say what is shown instead.
+        shown = f"still showing {self.loaded.title}" if self.loaded is not None else "open an image to start"
+        self.view.set_status(f"Could not open {path.name}; {shown}.")
 
     def paste(self) -> None:
         image = QGuiApplication.clipboard().image()
@@ -216,6 +222,7 @@ class UpscaleController(TabController):
         self.loaded = Loaded(img, np.ascontiguousarray(rgb), title, self._generation)
         self.result = None
         self.result_qimage = None
+        self._saved_to = None
         self.view.banner.hide()
         self.view.set_model_missing(self.ctx.current_model() is None)
         self._show_loaded(qimage)
@@ -238,57 +245,94 @@ class UpscaleController(TabController):
             detail += " · alpha"
         before = qimage if qimage is not None else self.view.compare.before_image()
         self.view.show_image(before, s, f"{detail} → {img.width * s}×{img.height * s}")
+        self._reset_preview()
 
     # ------------------------------------------------------------------ live preview
+    def _reset_preview(self) -> None:
+        """Forget what the live preview covered (a new image, a new model, or a finished result)."""
+        self.preview.cancel_all()
+        self._pieces.clear()
+        self._covered = None
+        if self.loaded is not None:
+            img = self.loaded.image
+            self._covered = np.zeros((img.height, img.width), bool)
+
+    def visible_lr_box(self) -> tuple[int, int, int, int] | None:
+        """The LR box under the part of the upscaled side that is on screen."""
+        if self.loaded is None:
+            return None
+        img = self.loaded.image
+        return lr_box_for_view(self.view.active_canvas().visible_image_rect(), self._scale, img.width, img.height)
+
+    def preview_complete(self) -> bool:
+        """Whether every visible pixel of the upscaled side shows the model's output."""
+        if self.result is not None:
+            return True
+        box = self.visible_lr_box()
+        if box is None or self._covered is None:
+            return box is None
+        x0, y0, x1, y1 = box
+        return bool(self._covered[y0:y1, x0:x1].all())
+
     def _on_view_changed(self) -> None:
         if self.loaded is None or self.result is not None or self.ctx.current_model() is None:
             return
-        canvas = self.view.active_canvas()
-        img = self.loaded.image
-        box = lr_box_for_view(
-            canvas.visible_image_rect(), self._scale, img.width, img.height, self.preview_cap()
-        )
-        if box is None:
+        box = self.visible_lr_box()
+        if box is None or self._covered is None:
             return
-        out = QRect(
-            box[0] * self._scale,
-            box[1] * self._scale,
-            (box[2] - box[0]) * self._scale,
-            (box[3] - box[1]) * self._scale,
-        )
-        if any(p.contains(out) for p in canvas.patches()):
-            return  # already sharp there (e.g. zooming in on a previewed area)
+        x0, y0, x1, y1 = box
+        if self._covered[y0:y1, x0:x1].all():
+            self.preview.cancel_all()  # already sharp there (e.g. zooming in on a previewed area)
+            return
         try:
             key = self.ctx.engine_key()
         except NoModelError:
             return
-        self.preview.request((self.loaded.generation, key, box, self.loaded.rgb))
-
-    def preview_cap(self) -> int:
-        if self._preview_rate is None:
-            return START_PREVIEW_LR
-        side = int(math.sqrt(self._preview_rate * PREVIEW_BUDGET_S))
-        return max(MIN_PREVIEW_LR, min(MAX_PREVIEW_LR, side))
+        self.preview.request((self.loaded.generation, key, box, self.loaded.rgb, self._covered))
 
     def _compute_preview(
-        self, payload: tuple[int, EngineKey, tuple[int, int, int, int], np.ndarray], token: CancelToken
-    ) -> QImage:
-        # Runs on a worker thread: everything it needs travels in the payload.
-        _generation, key, box, rgb = payload
-        engine = self.ctx.engine(key)
-        t0 = time.perf_counter()
-        sr = engine.preview_upscaler.upscale_region(rgb, box=box, cancel=token)
-        rate = (box[2] - box[0]) * (box[3] - box[1]) / max(1e-6, time.perf_counter() - t0)
-        # A plain float store is atomic; a slightly stale value only changes the next box size.
-        self._preview_rate = rate if self._preview_rate is None else 0.5 * (self._preview_rate + rate)
-        return array_to_qimage(sr)
+        self,
+        payload: tuple[int, EngineKey, tuple[int, int, int, int], np.ndarray, np.ndarray],
+        token: CancelToken,
+    ) -> Iterator[tuple[tuple[int, int, int, int], QImage]]:
+        """Runs on a worker: yields (LR box, upscaled QImage) per piece, the view's centre first.
 
-    def _on_preview_ready(self, _rid: int, payload: Any, image: QImage) -> None:
-        generation, _key, box, _rgb = payload
+        The plan reads the coverage mask when the request starts; the GUI thread may mark pieces
+        of a cancelled request meanwhile, which at worst recomputes a piece.
+        """
+        _generation, key, box, rgb, covered = payload
+        engine = self.ctx.engine(key)
+        for piece in plan_pieces(box, covered):
+            check(token)
+            sr = engine.preview_upscaler.upscale_region(rgb, box=piece, cancel=token)
+            yield piece, array_to_qimage(sr)
+
+    def _on_preview_ready(self, _rid: int, payload: Any, piece: Any) -> None:
+        generation = payload[0]
         if self.loaded is None or generation != self.loaded.generation or self.result is not None:
             return
+        (x0, y0, x1, y1), image = piece
         s = self._scale
-        self.view.show_preview_patch(QRect(box[0] * s, box[1] * s, image.width(), image.height()), image)
+        self.view.show_preview_patch(QRect(x0 * s, y0 * s, image.width(), image.height()), image)
+        self._pieces.append((x0, y0, x1, y1))
+        if self._covered is not None:
+            self._covered[y0:y1, x0:x1] = True
+        self._forget_old_pieces()
+
+    def _forget_old_pieces(self) -> None:
+        kept = sum((b[2] - b[0]) * (b[3] - b[1]) for b in self._pieces)
+        drop = 0
+        while kept > PREVIEW_KEEP_LR_PIXELS and drop < len(self._pieces) - 1:
+            b = self._pieces[drop]
+            kept -= (b[2] - b[0]) * (b[3] - b[1])
+            drop += 1
+        if not drop or self._covered is None:
+            return
+        del self._pieces[:drop]
+        self.view.drop_oldest_preview_patches(drop)
+        self._covered[:] = False
+        for x0, y0, x1, y1 in self._pieces:
+            self._covered[y0:y1, x0:x1] = True
 
     def _on_mode_changed(self, mode: str) -> None:
         self.ctx.settings.view_mode = mode
@@ -337,12 +381,21 @@ class UpscaleController(TabController):
         self._upscale_task = start_task(
             run,
             "upscale",
+            owner=self,
             on_result=self._on_upscaled,
             on_progress=self._on_progress,
             on_failed=self._on_upscale_failed,
             on_cancelled=self._on_upscale_cancelled,
             on_done=self._on_upscale_done,
         )
+
+    def shutdown(self) -> None:
+        """The window is closing: stop the preview and any running upscale (their results are dropped)."""
+        self.preview.shutdown()
+        if self._upscale_task is not None:
+            self._upscale_task.cancel()
+        if self._load_task is not None:
+            self._load_task.cancel()
 
     def cancel(self) -> None:
         if self._upscale_task is not None:
@@ -351,7 +404,9 @@ class UpscaleController(TabController):
 
     def _on_progress(self, payload: tuple[Any, tuple[tuple[int, int, int, int], QImage] | None]) -> None:
         tp, patch = payload
-        self.view.set_progress(tp.done, tp.total, tp.eta_s, tp.megapixels_per_s)
+        # The core counts input megapixels; the app speaks of output megapixels everywhere (as the
+        # Models tab's speed test does), the size of what the user gets.
+        self.view.set_progress(tp.done, tp.total, tp.eta_s, tp.megapixels_per_s * self._scale**2)
         if patch is not None and self.result is None:
             (x0, y0, _x1, _y1), image = patch
             s = self._scale
@@ -369,8 +424,9 @@ class UpscaleController(TabController):
         generation, out, qimage, seconds, engine_text = r
         if self.loaded is None or generation != self.loaded.generation:
             return
-        self.preview.cancel_all()
         self.result, self.result_qimage = out, qimage
+        self._saved_to = None
+        self._reset_preview()
         self.view.show_result(qimage)
         self.view.set_status(f"Done: {out.width}×{out.height} in {format_duration(seconds)}")
         self.view.set_info(engine_text)
@@ -415,6 +471,13 @@ class UpscaleController(TabController):
         if path is not None:
             self.save(path)
 
+    def save_again(self) -> None:
+        """File > Save: the place this result was saved to, or ask where the first time."""
+        if self._saved_to is not None and self.result is not None:
+            self.save(self._saved_to)
+        else:
+            self.save_dialog()
+
     def save(self, path: Path) -> Task | None:
         if self.result is None:
             return None
@@ -427,13 +490,14 @@ class UpscaleController(TabController):
             return write_image(path, result, quality=quality, overwrite=True, protect=protect)
 
         def ok(p: Path) -> None:
+            self._saved_to = Path(p)
             self.ctx.settings.last_save_dir = str(Path(p).parent)
             self.ctx.store.save()
             self.view.set_status(f"Saved {Path(p).name}")
             self.saved.emit(Path(p))
 
         self._save_task = start_task(
-            write, "save", on_result=ok, on_failed=lambda exc: self._fail(exc, f"Cannot save {path.name}")
+            write, "save", owner=self, on_result=ok, on_failed=lambda exc: self._fail(exc, f"Cannot save {path.name}")
         )
         return self._save_task
 

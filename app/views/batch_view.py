@@ -1,4 +1,4 @@
-"""The Batch tab: inputs, options, the queue table and overall progress."""
+"""The Batch tab (a view): inputs, options, the queue table and overall progress; no logic."""
 
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ STATUS_TEXT = {
 
 @dataclass
 class QueueRow:
+    """One line of the batch queue table."""
+
     input: Path
     output: Path | None
     status: str = "waiting"
@@ -61,6 +63,8 @@ class QueueRow:
 
 
 class QueueModel(QAbstractTableModel):
+    """The queue table's rows for Qt's item view (status, details, time per file)."""
+
     HEADERS = ("File", "Status", "Details", "Time")
 
     def __init__(self) -> None:
@@ -116,6 +120,8 @@ class QueueModel(QAbstractTableModel):
 
 
 class BatchView(QWidget):
+    """The Batch tab: shows inputs, options and the queue; emits the user's requests as signals."""
+
     inputsDropped = Signal(list)  # list[Path]
     addFolderRequested = Signal()
     addFilesRequested = Signal()
@@ -162,7 +168,7 @@ class BatchView(QWidget):
         out_row.addWidget(self.output_edit, 1)
         out_row.addWidget(browse)
         self.recursive = QCheckBox("Include subfolders (mirror the folder tree)")
-        self.skip_existing = QCheckBox("Skip files whose output already exists")
+        self.skip_existing = QCheckBox("Skip images whose output already exists (uncheck to overwrite them)")
         self.template_edit = QLineEdit("{stem}_x{scale}")
         self.template_edit.setToolTip("Fields: {stem}, {scale}, {model}, {ext}")
         self.format_combo = QComboBox()
@@ -293,11 +299,6 @@ class BatchView(QWidget):
 
     def output_format(self) -> str | None:
         return BATCH_FORMATS[self.format_combo.currentIndex()][1]
-
-    def set_output_format(self, fmt: str | None) -> None:
-        for i, (_label, f) in enumerate(BATCH_FORMATS):
-            if f == fmt:
-                self.format_combo.setCurrentIndex(i)
 
     def _update_quality_enabled(self) -> None:
         self.quality_spin.setEnabled(self.output_format() in (None, "jpg", "webp"))

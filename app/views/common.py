@@ -1,4 +1,4 @@
-"""Small widgets and helpers shared by the views."""
+"""Small widgets and helpers shared by the views (layout and formatting only)."""
 
 from __future__ import annotations
 

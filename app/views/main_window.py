@@ -1,20 +1,17 @@
-"""The main window: composes the four tabs and wires them together. No logic of its own."""
+"""The main window's frame (a view): the four tabs, the menu bar and the status bar.
+
+It shows things and emits signals; it imports no controller. ``app.window`` composes it with the
+controllers and wires them together.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray
-from PySide6.QtGui import QCloseEvent, QIcon
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
-from ..controllers.batch import BatchController
-from ..controllers.context import AppContext
-from ..controllers.models_tab import ModelsController
-from ..controllers.train import TrainController
-from ..controllers.upscale import UpscaleController
-from ..errors import ErrorReporter
-from ..theme import ThemeManager
 from .batch_view import BatchView
 from .models_view import ModelsView
 from .train_view import TrainView
@@ -23,14 +20,16 @@ from .upscale_view import UpscaleView
 ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "dipnet-studio.svg"
 
 
-class MainWindow(QMainWindow):
-    TAB_UPSCALE, TAB_BATCH, TAB_TRAIN, TAB_MODELS = range(4)
+class MainWindowView(QMainWindow):
+    """Tabs, menus (File, View, Help with the platform's standard shortcuts) and the status bar."""
 
-    def __init__(
-        self, ctx: AppContext, reporter: ErrorReporter | None = None, theme: ThemeManager | None = None
-    ) -> None:
+    TAB_UPSCALE, TAB_BATCH, TAB_TRAIN, TAB_MODELS = range(4)
+    darkThemeToggled = Signal(bool)
+    aboutRequested = Signal()
+    logFolderRequested = Signal()
+
+    def __init__(self) -> None:
         super().__init__()
-        self.ctx = ctx
         self.setWindowTitle("DIPNet Studio")
         if ICON.exists():
             self.setWindowIcon(QIcon(str(ICON)))
@@ -38,10 +37,6 @@ class MainWindow(QMainWindow):
         self.batch_view = BatchView()
         self.train_view = TrainView()
         self.models_view = ModelsView()
-        self.upscale = UpscaleController(self.upscale_view, ctx, reporter, self)
-        self.batch = BatchController(self.batch_view, ctx, reporter, self)
-        self.train = TrainController(self.train_view, ctx, reporter, self)
-        self.models = ModelsController(self.models_view, ctx, theme, reporter, self)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -52,54 +47,76 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.model_status = QLabel()
         self.statusBar().addPermanentWidget(self.model_status)
+        self._build_menus()
 
-        # Cross-tab wiring: the only thing this class does beyond layout.
-        self.upscale.folderDropped.connect(self._to_batch)
-        self.upscale_view.importModelRequested.connect(self.models.import_dialog)
-        self.train.installed.connect(lambda _e: self.statusBar().showMessage("Model installed", 5000))
-        ctx.engineChanged.connect(self._update_model_status)
-        self._update_model_status()
+    def _action(self, text: str, shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+                slot: object = None, *, checkable: bool = False) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(QKeySequence(shortcut))
+        a.setCheckable(checkable)
+        if slot is not None:
+            a.triggered.connect(slot)
+        return a
 
-        s = ctx.settings
-        if s.window_geometry:
-            self.restoreGeometry(QByteArray.fromBase64(s.window_geometry.encode("ascii")))
-        else:
-            self.resize(1280, 820)
-        self.tabs.setCurrentIndex(min(max(0, s.current_tab), self.tabs.count() - 1))
+    def _build_menus(self) -> None:
+        up = self.upscale_view
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_action = self._action("&Open Image…", QKeySequence.StandardKey.Open, up.openRequested.emit)
+        file_menu.addAction(self.open_action)
+        up.recent_menu.setTitle("Open &Recent")
+        file_menu.addMenu(up.recent_menu)
+        file_menu.addSeparator()
+        self.save_action = self._action("&Save", QKeySequence.StandardKey.Save, up.saveRequested.emit)
+        self.save_as_action = self._action("Save &As…", QKeySequence.StandardKey.SaveAs, up.saveAsRequested.emit)
+        file_menu.addActions([self.save_action, self.save_as_action])
+        file_menu.addSeparator()
+        # Ctrl+Q everywhere: Qt's StandardKey.Quit is empty on Windows, where users still expect it.
+        self.quit_action = self._action("&Quit", "Ctrl+Q", self.close)
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        file_menu.addAction(self.quit_action)
 
-    def _to_batch(self, paths: list[Path]) -> None:
-        self.batch.add_inputs(paths)
-        self.tabs.setCurrentIndex(self.TAB_BATCH)
+        view_menu = bar.addMenu("&View")
+        self.fit_action = self._action("&Fit to Window", "Ctrl+0", up.fit_btn.click)
+        self.actual_action = self._action("&Actual Size (100%)", "Ctrl+1", up.actual_btn.click)
+        view_menu.addActions([self.fit_action, self.actual_action])
+        view_menu.addSeparator()
+        modes = QActionGroup(self)
+        self.split_action = self._action("S&plit", None, lambda: up.set_mode("split"), checkable=True)
+        self.side_action = self._action("Side by &Side", None, lambda: up.set_mode("side"), checkable=True)
+        for a in (self.split_action, self.side_action):
+            modes.addAction(a)
+        self.split_action.setChecked(up.mode() == "split")
+        self.side_action.setChecked(up.mode() == "side")
+        up.modeChanged.connect(lambda m: (self.split_action if m == "split" else self.side_action).setChecked(True))
+        self.lens_action = self._action("&Lens", "Ctrl+L", up.lens_btn.toggle, checkable=True)
+        up.lens_btn.toggled.connect(self.lens_action.setChecked)
+        self.before_action = self._action("Show &Before (hold Space or \\)", None, up.toggle_before)
+        view_menu.addActions([self.split_action, self.side_action, self.lens_action, self.before_action])
+        view_menu.addSeparator()
+        self.dark_action = self._action("&Dark Theme", "Ctrl+Shift+D", checkable=True)
+        self.dark_action.toggled.connect(self.darkThemeToggled)
+        view_menu.addAction(self.dark_action)
 
-    def _update_model_status(self) -> None:
-        entry = self.ctx.current_model()
-        s = self.ctx.settings
-        tile = "auto" if not s.tile_size else f"{s.tile_size}px"
-        self.model_status.setText(
-            f"Model: {entry.name} ×{entry.scale}  ·  backend {s.backend}, device {s.device}, tiles {tile}"
-            if entry
-            else "No model installed"
+        help_menu = bar.addMenu("&Help")
+        self.about_action = self._action("&About DIPNet Studio", None, self.aboutRequested.emit)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+        self.log_action = self._action("Open &Log Folder", None, self.logFolderRequested.emit)
+        help_menu.addActions([self.about_action, self.log_action])
+
+    def set_dark_checked(self, dark: bool) -> None:
+        self.dark_action.blockSignals(True)
+        self.dark_action.setChecked(dark)
+        self.dark_action.blockSignals(False)
+
+    def show_about(self, text: str) -> None:
+        QMessageBox.about(self, "About DIPNet Studio", text)
+
+    def confirm_quit_while_training(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Training is running",
+            "Stop training and quit? A checkpoint is saved; press Resume in the Train tab next time.",
         )
-
-    def save_state(self) -> None:
-        s = self.ctx.settings
-        s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
-        s.current_tab = self.tabs.currentIndex()
-        self.ctx.store.save()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        if self.train.running and self.isVisible():
-            answer = QMessageBox.question(
-                self,
-                "Training is running",
-                "Stop training and quit? A checkpoint is saved; press Resume in the Train tab next time.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                event.ignore()
-                return
-        self.save_state()
-        self.train.shutdown()
-        from ..workers import shutdown
-
-        shutdown()
-        super().closeEvent(event)
+        return answer == QMessageBox.StandardButton.Yes

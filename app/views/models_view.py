@@ -1,9 +1,13 @@
-"""The Models & Settings tab: the model library and the app's preferences."""
+"""The Models & Settings tab (a view): the model library table and the app's preferences.
+
+Shows the ModelEntry values the models controller hands it and emits signals; no logic.
+"""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
@@ -27,8 +31,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..controllers.models import ModelEntry
 from .common import Banner, hint_label, primary_button
+
+if TYPE_CHECKING:
+    from ..services.models import ModelEntry
 
 MODEL_FILTER = "Models (*.safetensors *.pth *.pt *.ckpt *.bin *.onnx);;All files (*)"
 BACKENDS = (("auto", "Automatic"), ("torch", "PyTorch"), ("onnx", "ONNX Runtime"))
@@ -44,15 +50,34 @@ def _quality_text(q: dict[str, object]) -> str:
             f"({q.get('n_images', '?')} images{ref})")
 
 
+def _standard_text(e: ModelEntry) -> str:
+    """The model card's standard benchmark figures, e.g. "Set5 PSNR-Y 30.94 dB; Set14 …"."""
+    return "; ".join(f"{b['set']} PSNR-Y {b['psnr_y']:.2f} dB" for b in e.benchmarks)
+
+
+def _validation_text(e: ModelEntry) -> str:
+    if e.psnr is None:
+        return "not recorded"
+    return f"{e.psnr:.2f} dB on the {e.validation_set or 'training run’s own validation images'}"
+
+
 def _psnr_cell(e: ModelEntry) -> str:
-    # A measurement the user made here outranks the number recorded at training time,
-    # which was on that run's own validation images.
+    # A measurement the user made here comes first, then the standard benchmark of the model card;
+    # the number recorded at training time is on that run's own validation images, so it is labelled
+    # as such and never compared with the others.
     if e.quality:
         return f"{e.quality['psnr_y']:.2f} dB ({Path(str(e.quality.get('folder', ''))).name})"
-    return f"{e.psnr:.2f} dB (val)" if e.psnr is not None else "–"
+    if e.benchmarks:
+        b = e.benchmarks[0]
+        return f"{b['set']} PSNR-Y {b['psnr_y']:.2f} dB"
+    if e.psnr is not None:
+        return f"{e.psnr:.2f} dB (validation: {e.validation_set or 'its training run'})"
+    return "–"
 
 
 class ModelsView(QWidget):
+    """The Models & Settings tab: shows the models and settings it is given; emits the user's requests."""
+
     importRequested = Signal()
     renameRequested = Signal(str)
     deleteRequested = Signal(str)
@@ -181,18 +206,20 @@ class ModelsView(QWidget):
         )
         self.theme_combo.currentIndexChanged.connect(lambda i: self.themeChanged.emit(THEMES[i][0]))
         self._entries: list[ModelEntry] = []
+        self._default_id: str | None = None
         self._update_buttons()
 
     # ------------------------------------------------------------------ models table
     def set_models(self, entries: list[ModelEntry], default_id: str | None) -> None:
         selected = self.selected_id()
         self._entries = entries
+        self._default_id = default_id
         self.table.setRowCount(len(entries))
         bold = QFont()
         bold.setBold(True)
         for r, e in enumerate(entries):
             psnr = _psnr_cell(e)
-            speed = f"{e.speed_mps:.2f} MP/s" if e.speed_mps is not None else "–"
+            speed = f"{e.speed_mps:.2f} out MP/s" if e.speed_mps is not None else "–"
             cells = (
                 "★" if e.id == default_id else "",
                 e.name,
@@ -243,6 +270,9 @@ class ModelsView(QWidget):
         self.details.setText(self._details_html(e))
         for b in (self.default_btn, self.bench_btn, self.quality_btn):
             b.setEnabled(e is not None and e.usable)
+        is_default = e is not None and e.id == self._default_id
+        self.default_btn.setEnabled(self.default_btn.isEnabled() and not is_default)
+        self.default_btn.setText("Default model" if is_default else "Use as default")
         self.rename_btn.setEnabled(e is not None)
         self.delete_btn.setEnabled(e is not None and not e.builtin)
 
@@ -258,7 +288,8 @@ class ModelsView(QWidget):
             ("Scale", f"×{e.scale}" if e.scale else "?"),
             ("Parameters", f"{e.params:,}" if e.params else "–"),
             ("Widths", e.widths or "–"),
-            ("Validation PSNR-Y", f"{e.psnr:.2f} dB (its training run)" if e.psnr is not None else "not recorded"),
+            ("Standard benchmark", _standard_text(e) or "not on its model card"),
+            ("Validation PSNR-Y", _validation_text(e)),
             ("Measured quality", _quality_text(e.quality) if e.quality else "press Measure quality…"),
             ("Speed", f"{e.speed_mps:.2f} output MP/s" if e.speed_mps is not None else "press Measure speed"),
             ("Origin", e.origin),

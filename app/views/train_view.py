@@ -1,4 +1,9 @@
-"""The Train tab: data and recipe on the left, live progress (stages, plots, samples) on the right."""
+"""The Train tab (a view): the run's form on the left, its monitor (stages, plots, samples) on the right.
+
+:class:`TrainForm` holds what a run is made of (data, teacher, recipe) and the start/stop
+buttons; :class:`TrainMonitor` shows a running or finished run. Both only show things and emit
+signals; the train controller drives them.
+"""
 
 from __future__ import annotations
 
@@ -60,19 +65,64 @@ def stage_title(name: str) -> str:
     return name
 
 
-class TrainView(QWidget):
+class _LogAxis(pg.AxisItem):
+    """A log axis that labels only 1, 2 and 5 of each decade: all nine pile up on a short plot."""
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        strings = super().tickStrings(values, scale, spacing)
+        if not self.logMode:
+            return strings
+        keep = []
+        for v, text in zip(values, strings, strict=True):
+            mantissa = round(10 ** (v - np.floor(v + 1e-9)), 3)
+            keep.append(text if mantissa in (1.0, 2.0, 5.0) else "")
+        return keep
+
+
+class TrainForm(QWidget):
+    """Data, teacher and recipe of a run, and the Start / Resume / Stop buttons."""
+
     startRequested = Signal()
     resumeRequested = Signal()
     cancelRequested = Signal()
-    installRequested = Signal()
     presetChanged = Signal(str)
     optionsChanged = Signal()
-    dataDropped = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setAcceptDrops(True)
-        # ---------------------------------------------------------------- left: setup
+        self._build_data_box()
+        self._build_recipe_box()
+        self.start_btn = primary_button("Start training")
+        self.resume_btn = QPushButton("Resume")
+        self.resume_btn.setToolTip("Continue the interrupted run with this name from its last checkpoint")
+        self.cancel_btn = QPushButton("Stop")
+        self.cancel_btn.setToolTip("Stop after the current step; a checkpoint is saved so you can resume")
+        btns = QHBoxLayout()
+        btns.addWidget(self.start_btn)
+        btns.addWidget(self.resume_btn)
+        btns.addWidget(self.cancel_btn)
+        ll = QVBoxLayout(self)
+        ll.setContentsMargins(0, 0, 6, 0)
+        ll.addWidget(self.data_box)
+        ll.addWidget(self.recipe_box)
+        ll.addLayout(btns)
+        ll.addWidget(
+            hint_label(
+                "Training runs in a separate process: the app stays responsive, and an "
+                "interrupted run resumes from its last checkpoint."
+            )
+        )
+        ll.addStretch(1)
+        self.preset_combo.currentIndexChanged.connect(lambda i: self.presetChanged.emit(PRESETS[i][0]))
+        self.start_btn.clicked.connect(self.startRequested)
+        self.resume_btn.clicked.connect(self.resumeRequested)
+        self.cancel_btn.clicked.connect(self.cancelRequested)
+        for sig in (self.val_edit.editingFinished, self.name_edit.editingFinished):
+            sig.connect(self.optionsChanged)
+        self._update_teacher_row()
+        self.set_running(False)
+
+    def _build_data_box(self) -> None:
         self.data_list = QListWidget()
         self.data_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.data_list.setMaximumHeight(90)
@@ -83,12 +133,14 @@ class TrainView(QWidget):
         data_btns.addWidget(rm_data)
         data_btns.addStretch(1)
         self.val_edit = QLineEdit()
-        self.val_edit.setPlaceholderText("optional: a split of the training images")
+        self.val_edit.setPlaceholderText("optional folder")
+        self.val_edit.setToolTip("Empty: a few of the training images are held out for validation")
         val_browse = QPushButton("…")
         val_browse.setFixedWidth(32)
         val_row = QHBoxLayout()
         val_row.addWidget(self.val_edit, 1)
         val_row.addWidget(val_browse)
+        val_hint = hint_label("Empty: a few training images are held out.")
         self.teacher_combo = QComboBox()
         for _k, label in TEACHERS:
             self.teacher_combo.addItem(label)
@@ -102,152 +154,14 @@ class TrainView(QWidget):
         self.teacher_file_row = QWidget()
         self.teacher_file_row.setLayout(t_row)
         t_row.setContentsMargins(0, 0, 0, 0)
-        self.preset_combo = QComboBox()
-        for _k, label in PRESETS:
-            self.preset_combo.addItem(label)
-        self.name_edit = QLineEdit("my-dipnet")
-
-        data_box = QGroupBox("Data")
-        df = QFormLayout(data_box)
+        self.data_box = QGroupBox("Data")
+        df = QFormLayout(self.data_box)
         df.addRow("Training images", self.data_list)
         df.addRow("", data_btns)
         df.addRow("Validation", val_row)
+        df.addRow("", val_hint)
         df.addRow("Teacher", self.teacher_combo)
         df.addRow("", self.teacher_file_row)
-
-        self.feat_spin = self._spin(8, 128, "Feature channels of the student before pruning")
-        self.teacher_steps = self._spin(0, 2_000_000, "Teacher training steps")
-        self.distill_steps = self._spin(1, 2_000_000, "Distillation steps (all progressive stages)")
-        self.prune_rounds = self._spin(0, 10, "Pruning rounds (0 = none)")
-        self.finetune_steps = self._spin(0, 2_000_000, "Final fine-tune steps")
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", "cpu", "cuda"])
-        recipe_box = QGroupBox("Recipe")
-        rf = QFormLayout(recipe_box)
-        rf.addRow("Preset", self.preset_combo)
-        rf.addRow("Student width", self.feat_spin)
-        rf.addRow("Teacher steps", self.teacher_steps)
-        rf.addRow("Distill steps", self.distill_steps)
-        rf.addRow("Prune rounds", self.prune_rounds)
-        rf.addRow("Fine-tune steps", self.finetune_steps)
-        rf.addRow("Device", self.device_combo)
-        rf.addRow("Model name", self.name_edit)
-
-        self.start_btn = primary_button("Start training")
-        self.resume_btn = QPushButton("Resume")
-        self.resume_btn.setToolTip("Continue the interrupted run with this name from its last checkpoint")
-        self.cancel_btn = QPushButton("Stop")
-        self.cancel_btn.setToolTip("Stop after the current step; a checkpoint is saved so you can resume")
-        btns = QHBoxLayout()
-        btns.addWidget(self.start_btn)
-        btns.addWidget(self.resume_btn)
-        btns.addWidget(self.cancel_btn)
-
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 6, 0)
-        ll.addWidget(data_box)
-        ll.addWidget(recipe_box)
-        ll.addLayout(btns)
-        ll.addWidget(
-            hint_label(
-                "Training runs in a separate process: the app stays responsive, and an "
-                "interrupted run resumes from its last checkpoint."
-            )
-        )
-        ll.addStretch(1)
-        left_scroll = QScrollArea()
-        left_scroll.setWidget(left)
-        left_scroll.setWidgetResizable(True)
-        left_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        left_scroll.setMinimumWidth(330)
-
-        # ---------------------------------------------------------------- right: progress
-        self.stage_list = QListWidget()
-        self.stage_list.setFixedWidth(190)
-        self.stage_list.setSpacing(3)
-        self.stage_list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.stage_label = QLabel("Not started")
-        self.stage_label.setObjectName("title")
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.step_label = hint_label("")
-        pg.setConfigOptions(antialias=True)
-        self.loss_plot = pg.PlotWidget(title="Training loss")
-        self.loss_plot.setLogMode(y=True)
-        self.loss_plot.addLegend(offset=(-10, 10))
-        self.loss_plot.setLabel("bottom", "step")
-        self.psnr_plot = pg.PlotWidget(title="Validation PSNR-Y (dB)")
-        self.psnr_plot.setLabel("bottom", "step")
-        self.psnr_curve = self.psnr_plot.plot(
-            [], [], pen=pg.mkPen("#2f9e44", width=2), symbol="o", symbolSize=6, symbolBrush="#2f9e44"
-        )
-        for pw in (self.loss_plot, self.psnr_plot):
-            pw.setMinimumHeight(150)
-            pw.showGrid(x=True, y=True, alpha=0.2)
-        self._stage_lines: list[pg.InfiniteLine] = []
-        self._apply_plot_palette()
-        self._loss_curves: dict[str, pg.PlotDataItem] = {}
-        self._loss_data: dict[str, tuple[list[float], list[float]]] = {}
-        self._psnr_data: tuple[list[float], list[float]] = ([], [])
-
-        self.sample_labels: dict[str, QLabel] = {}
-        samples = QGridLayout()
-        for col, (key, title) in enumerate((("lr", "Input (LR)"), ("sr", "Student"), ("hr", "Ground truth"))):
-            img = QLabel()
-            img.setFixedSize(132, 132)
-            img.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            img.setObjectName("card")
-            cap = hint_label(title)
-            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            samples.addWidget(img, 0, col)
-            samples.addWidget(cap, 1, col)
-            self.sample_labels[key] = img
-        sample_box = QGroupBox("Validation sample")
-        sample_box.setLayout(samples)
-
-        self.result_label = QLabel("")
-        self.result_label.setWordWrap(True)
-        self.install_btn = primary_button("Install model")
-        self.install_btn.hide()
-        res_row = QHBoxLayout()
-        res_row.addWidget(self.result_label, 1)
-        res_row.addWidget(self.install_btn)
-
-        head = QVBoxLayout()
-        head.addWidget(self.stage_label)
-        head.addWidget(self.progress)
-        head.addWidget(self.step_label)
-        top_right = QHBoxLayout()
-        top_right.addWidget(self.stage_list)
-        head_plots = QVBoxLayout()
-        head_plots.addLayout(head)
-        plots = QHBoxLayout()
-        plots.addWidget(self.loss_plot, 1)
-        plots.addWidget(self.psnr_plot, 1)
-        head_plots.addLayout(plots, 1)
-        top_right.addLayout(head_plots, 1)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(6, 0, 0, 0)
-        rl.addLayout(top_right, 1)
-        bottom = QHBoxLayout()
-        bottom.addWidget(sample_box)
-        bottom.addLayout(res_row, 1)
-        rl.addLayout(bottom)
-
-        self.banner = Banner()
-        split = QSplitter()
-        split.addWidget(left_scroll)
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setChildrenCollapsible(False)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(10, 10, 10, 8)
-        lay.addWidget(self.banner)
-        lay.addWidget(split, 1)
-
         add_data.clicked.connect(self._add_data_dialog)
         rm_data.clicked.connect(
             lambda: (
@@ -258,43 +172,29 @@ class TrainView(QWidget):
         val_browse.clicked.connect(self._val_dialog)
         teacher_browse.clicked.connect(self._teacher_dialog)
         self.teacher_combo.currentIndexChanged.connect(self._update_teacher_row)
-        self.preset_combo.currentIndexChanged.connect(lambda i: self.presetChanged.emit(PRESETS[i][0]))
-        self.start_btn.clicked.connect(self.startRequested)
-        self.resume_btn.clicked.connect(self.resumeRequested)
-        self.cancel_btn.clicked.connect(self.cancelRequested)
-        self.install_btn.clicked.connect(self.installRequested)
-        for sig in (self.val_edit.editingFinished, self.name_edit.editingFinished):
-            sig.connect(self.optionsChanged)
-        self._update_teacher_row()
-        self.set_running(False)
 
-    def _apply_plot_palette(self) -> None:
-        # pyqtgraph defaults to black; follow the app palette so light and dark themes both fit.
-        pal = self.palette()
-        bg, fg = pal.base().color(), pal.text().color()
-        for pw in (self.loss_plot, self.psnr_plot):
-            pw.setBackground(bg)
-            pw.setTitle(pw.plotItem.titleLabel.text, color=fg.name())
-            for axis in ("left", "bottom"):
-                ax = pw.getAxis(axis)
-                ax.setPen(pg.mkPen(fg))
-                ax.setTextPen(pg.mkPen(fg))
-
-    def changeEvent(self, event: QEvent) -> None:
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "loss_plot"):
-            self._apply_plot_palette()
-
-    def mark_stage_start(self, x: float, name: str) -> None:
-        """A dashed vertical line where a stage begins, so jumps in the curves make sense."""
-        if x <= 0:
-            return
-        for pw in (self.loss_plot, self.psnr_plot):
-            # No text labels: short stages would pile them up; the stage list names them.
-            line = pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen("#8a8f98", style=Qt.PenStyle.DashLine))
-            line.setToolTip(stage_title(name))
-            pw.addItem(line)
-            self._stage_lines.append(line)
+    def _build_recipe_box(self) -> None:
+        self.preset_combo = QComboBox()
+        for _k, label in PRESETS:
+            self.preset_combo.addItem(label)
+        self.name_edit = QLineEdit("my-dipnet")
+        self.feat_spin = self._spin(8, 128, "Feature channels of the student before pruning")
+        self.teacher_steps = self._spin(0, 2_000_000, "Teacher training steps")
+        self.distill_steps = self._spin(1, 2_000_000, "Distillation steps (all progressive stages)")
+        self.prune_rounds = self._spin(0, 10, "Pruning rounds (0 = none)")
+        self.finetune_steps = self._spin(0, 2_000_000, "Final fine-tune steps")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.recipe_box = QGroupBox("Recipe")
+        rf = QFormLayout(self.recipe_box)
+        rf.addRow("Preset", self.preset_combo)
+        rf.addRow("Student width", self.feat_spin)
+        rf.addRow("Teacher steps", self.teacher_steps)
+        rf.addRow("Distill steps", self.distill_steps)
+        rf.addRow("Prune rounds", self.prune_rounds)
+        rf.addRow("Fine-tune steps", self.finetune_steps)
+        rf.addRow("Device", self.device_combo)
+        rf.addRow("Model name", self.name_edit)
 
     @staticmethod
     def _spin(lo: int, hi: int, tip: str) -> QSpinBox:
@@ -305,16 +205,6 @@ class TrainView(QWidget):
         return s
 
     # ------------------------------------------------------------------ data inputs
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if any(p.is_dir() for p in local_paths(event)):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        dirs = [p for p in local_paths(event) if p.is_dir()]
-        if dirs:
-            event.acceptProposedAction()
-            self.add_data_dirs(dirs)
-
     def add_data_dirs(self, dirs: list[Path]) -> None:
         existing = set(self.data_dirs())
         for d in dirs:
@@ -362,7 +252,6 @@ class TrainView(QWidget):
             if k == name:
                 self.preset_combo.setCurrentIndex(i)
 
-    # ------------------------------------------------------------------ progress display
     def set_running(self, running: bool) -> None:
         self.start_btn.setEnabled(not running)
         self.resume_btn.setEnabled(not running and self.resume_btn.property("available") is True)
@@ -372,8 +261,134 @@ class TrainView(QWidget):
         self.resume_btn.setProperty("available", available)
         self.resume_btn.setEnabled(available and self.start_btn.isEnabled())
 
+
+class TrainMonitor(QWidget):
+    """A run's progress: the stage list, step line, loss and PSNR plots, a validation sample, the result."""
+
+    installRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.stage_list = QListWidget()
+        self.stage_list.setObjectName("stages")
+        self.stage_list.setFixedWidth(170)
+        self.stage_list.setSpacing(3)
+        self.stage_list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.stage_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.stage_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        stages_title = QLabel("Stages")
+        stages_title.setObjectName("section")
+        self.set_stages([])
+        self.stage_label = QLabel("Not started")
+        self.stage_label.setObjectName("title")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.step_label = hint_label("")
+        pg.setConfigOptions(antialias=True)
+        self.loss_plot = pg.PlotWidget(title="Training loss", axisItems={"left": _LogAxis("left")})
+        self.loss_plot.setLogMode(y=True)
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_plot.setLabel("bottom", "step")
+        self.psnr_plot = pg.PlotWidget(title="Validation PSNR-Y (dB)")
+        self.psnr_plot.setLabel("bottom", "step")
+        self.psnr_curve = self.psnr_plot.plot(
+            [], [], pen=pg.mkPen("#2f9e44", width=2), symbol="o", symbolSize=6, symbolBrush="#2f9e44"
+        )
+        for pw in (self.loss_plot, self.psnr_plot):
+            pw.setMinimumHeight(120)
+            pw.setMinimumWidth(160)
+            pw.showGrid(x=True, y=True, alpha=0.2)
+        self._stage_lines: list[pg.InfiniteLine] = []
+        self._apply_plot_palette()
+        self._loss_curves: dict[str, pg.PlotDataItem] = {}
+        self._loss_data: dict[str, tuple[list[float], list[float]]] = {}
+        self._psnr_data: tuple[list[float], list[float]] = ([], [])
+
+        self.sample_labels: dict[str, QLabel] = {}
+        samples = QGridLayout()
+        for col, (key, title) in enumerate((("lr", "Input (LR)"), ("sr", "Student"), ("hr", "Ground truth"))):
+            img = QLabel()
+            img.setFixedSize(112, 112)
+            img.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            img.setObjectName("card")
+            cap = hint_label(title)
+            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            samples.addWidget(img, 0, col)
+            samples.addWidget(cap, 1, col)
+            self.sample_labels[key] = img
+        self.sample_box = QGroupBox("Validation sample")
+        self.sample_box.setLayout(samples)
+
+        self.result_label = QLabel("")
+        self.result_label.setWordWrap(True)
+        self.install_btn = primary_button("Install model")
+        self.install_btn.hide()
+        res_col = QVBoxLayout()
+        res_col.addWidget(self.result_label, 1)
+        res_col.addWidget(self.install_btn, 0, Qt.AlignmentFlag.AlignLeft)
+
+        head = QVBoxLayout()
+        head.addWidget(self.stage_label)
+        head.addWidget(self.progress)
+        head.addWidget(self.step_label)
+        stages_col = QVBoxLayout()
+        stages_col.addWidget(stages_title)
+        stages_col.addWidget(self.stage_list, 1)
+        top = QHBoxLayout()
+        top.addLayout(stages_col)
+        head_plots = QVBoxLayout()
+        head_plots.addLayout(head)
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot, 1)
+        plots.addWidget(self.psnr_plot, 1)
+        head_plots.addLayout(plots, 1)
+        top.addLayout(head_plots, 1)
+        rl = QVBoxLayout(self)
+        rl.setContentsMargins(6, 0, 0, 0)
+        rl.addLayout(top, 1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.sample_box)
+        bottom.addLayout(res_col, 1)
+        rl.addLayout(bottom)
+        self.install_btn.clicked.connect(self.installRequested)
+
+    def _apply_plot_palette(self) -> None:
+        # pyqtgraph defaults to black; follow the app palette so light and dark themes both fit.
+        pal = self.palette()
+        bg, fg = pal.base().color(), pal.text().color()
+        for pw in (self.loss_plot, self.psnr_plot):
+            pw.setBackground(bg)
+            pw.setTitle(pw.plotItem.titleLabel.text, color=fg.name())
+            for axis in ("left", "bottom"):
+                ax = pw.getAxis(axis)
+                ax.setPen(pg.mkPen(fg))
+                ax.setTextPen(pg.mkPen(fg))
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "loss_plot"):
+            self._apply_plot_palette()
+
+    def mark_stage_start(self, x: float, name: str) -> None:
+        """A dashed vertical line where a stage begins, so jumps in the curves make sense."""
+        if x <= 0:
+            return
+        for pw in (self.loss_plot, self.psnr_plot):
+            # No text labels: short stages would pile them up; the stage list names them.
+            line = pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen("#8a8f98", style=Qt.PenStyle.DashLine))
+            line.setToolTip(stage_title(name))
+            pw.addItem(line)
+            self._stage_lines.append(line)
+
+    # ------------------------------------------------------------------ progress display
     def set_stages(self, names: list[str]) -> None:
         self.stage_list.clear()
+        if not names:
+            # Before a run: say what this panel is for instead of showing an empty box.
+            item = QListWidgetItem("Stages appear here\nwhen a run starts.")
+            item.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.stage_list.addItem(item)
         for n in names:
             item = QListWidgetItem(f"{STAGE_ICONS['pending']}  {stage_title(n)}")
             item.setData(Qt.ItemDataRole.UserRole, n)
@@ -426,14 +441,24 @@ class TrainView(QWidget):
             if self.stage_list.item(i).data(Qt.ItemDataRole.UserRole) == "prune_*":
                 self.stage_list.takeItem(i)
 
-    def set_step(self, step: int, total: int, eta_s: float, losses: dict[str, float], lr: float) -> None:
+    def set_step(self, step: int, total: int, eta_s: float, losses: dict[str, float], lr: float,
+                 next_validation: int | None = None) -> None:
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(step)
         loss_txt = "  ".join(f"{k} {v:.4f}" for k, v in losses.items())
+        val_txt = f" · next validation at step {next_validation:,}" if next_validation else ""
         self.step_label.setText(
-            f"step {step:,}/{total:,} · {format_duration(eta_s)} left in this stage · "
+            f"step {step:,}/{total:,} · {format_duration(eta_s)} left in this stage{val_txt} · "
             f"lr {lr:.1e} · {loss_txt}"
         )
+        title = "Validation sample"
+        if next_validation and not self._psnr_data[0]:
+            title += f" (first at step {next_validation:,})"
+        self.sample_box.setTitle(title)
+
+    def set_stopped(self, last_step: tuple[int, int] | None) -> None:
+        """The run is not running any more: no time estimate, only where it stopped."""
+        self.step_label.setText(f"stopped at step {last_step[0]:,}/{last_step[1]:,}" if last_step else "")
 
     def add_losses(self, x: float, losses: dict[str, float]) -> None:
         for k, v in losses.items():
@@ -448,6 +473,7 @@ class TrainView(QWidget):
             self._loss_curves[k].setData(xs, ys)
 
     def add_psnr(self, x: float, psnr: float) -> None:
+        self.sample_box.setTitle("Validation sample")
         self._psnr_data[0].append(x)
         self._psnr_data[1].append(psnr)
         self.psnr_curve.setData(*self._psnr_data)
@@ -483,3 +509,40 @@ class TrainView(QWidget):
         self.result_label.setText(text)
         self.install_btn.setVisible(installable)
         self.install_btn.setEnabled(installable)
+
+
+class TrainView(QWidget):
+    """The Train tab: a banner over the form (scrollable) and the monitor, side by side."""
+
+    dataDropped = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.form = TrainForm()
+        self.monitor = TrainMonitor()
+        form_scroll = QScrollArea()
+        form_scroll.setWidget(self.form)
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        form_scroll.setMinimumWidth(320)
+        self.banner = Banner()
+        split = QSplitter()
+        split.addWidget(form_scroll)
+        split.addWidget(self.monitor)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(10, 10, 10, 8)
+        lay.addWidget(self.banner)
+        lay.addWidget(split, 1)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(p.is_dir() for p in local_paths(event)):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        dirs = [p for p in local_paths(event) if p.is_dir()]
+        if dirs:
+            event.acceptProposedAction()
+            self.form.add_data_dirs(dirs)

@@ -1,4 +1,7 @@
-"""The Upscale tab: open/drop/paste an image, compare before/after, upscale, save."""
+"""The Upscale tab (a view): open/drop/paste an image, compare before/after, upscale, save.
+
+Layout and painting only; it emits signals and its setters are called by the upscale controller.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QToolButton,
@@ -28,6 +32,7 @@ from .common import Banner, format_duration, hint_label, local_paths, primary_bu
 from .viewer import CompareCanvas, SideBySide, ViewState
 
 SAVE_FORMATS = ("png", "jpg", "webp", "tiff")
+BATCH_ACTION = "Add to Batch"
 OPEN_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif *.tga);;All files (*)"
 
 
@@ -44,7 +49,7 @@ class DropZone(QFrame):
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         sub = hint_label(
             "PNG, JPEG, WebP, TIFF, BMP … 8 or 16 bit, with or without alpha.\n"
-            "Drop a folder to upscale all of it in the Batch tab."
+            "Drop several images or a folder to upscale them all in the Batch tab."
         )
         sub.setAlignment(Qt.AlignmentFlag.AlignCenter)
         row = QHBoxLayout()
@@ -62,6 +67,8 @@ class DropZone(QFrame):
 
 
 class UpscaleView(QWidget):
+    """The Upscale tab: toolbar, before/after canvases, status and save rows; emits the user's requests."""
+
     openRequested = Signal()
     pasteRequested = Signal()
     pathsDropped = Signal(list)  # list[Path]
@@ -69,8 +76,10 @@ class UpscaleView(QWidget):
     upscaleRequested = Signal()
     cancelRequested = Signal()
     saveRequested = Signal()
+    saveAsRequested = Signal()
     copyRequested = Signal()
     importModelRequested = Signal()
+    batchAccepted = Signal()  # the user took the offer to upscale dropped files in the Batch tab
     viewChanged = Signal()  # zoom, pan, mode or resize changed what is visible
     modeChanged = Signal(str)
     saveOptionsChanged = Signal()
@@ -111,7 +120,11 @@ class UpscaleView(QWidget):
         self.zoom_label.setMinimumWidth(48)
         self.upscale_btn = primary_button("Upscale ×4")
         self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.hide()
+        # Upscale and Cancel share one slot of a fixed size, so swapping them never moves the view.
+        self.action_stack = QStackedWidget()
+        self.action_stack.addWidget(self.upscale_btn)
+        self.action_stack.addWidget(self.cancel_btn)
+        self.action_stack.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
         bar = QHBoxLayout()
         bar.setSpacing(6)
@@ -124,8 +137,7 @@ class UpscaleView(QWidget):
         for w in (self.fit_btn, self.actual_btn, self.zoom_label):
             bar.addWidget(w)
         bar.addStretch(1)
-        bar.addWidget(self.cancel_btn)
-        bar.addWidget(self.upscale_btn)
+        bar.addWidget(self.action_stack)
 
         # --- centre
         self.banner = Banner()
@@ -158,6 +170,8 @@ class UpscaleView(QWidget):
         self.copy_btn = QPushButton("Copy")
         self.copy_btn.setToolTip("Copy the upscaled image to the clipboard")
 
+        # The row is always as tall as with the progress bar shown: showing it must not shift the view.
+        self.status_label.setMinimumHeight(max(self.progress.sizeHint().height(), self.status_label.sizeHint().height()))
         status = QHBoxLayout()
         status.addWidget(self.progress)
         status.addWidget(self.status_label, 1)
@@ -186,9 +200,9 @@ class UpscaleView(QWidget):
         self.drop_zone.paste_btn.clicked.connect(self.pasteRequested)
         self.upscale_btn.clicked.connect(self.upscaleRequested)
         self.cancel_btn.clicked.connect(self.cancelRequested)
-        self.save_btn.clicked.connect(self.saveRequested)
+        self.save_btn.clicked.connect(self.saveAsRequested)
         self.copy_btn.clicked.connect(self.copyRequested)
-        self.banner.actionClicked.connect(self.importModelRequested)
+        self.banner.actionClicked.connect(self._on_banner_action)
         self.split_btn.toggled.connect(lambda on: on and self.set_mode("split"))
         self.side_btn.toggled.connect(lambda on: on and self.set_mode("side"))
         self.lens_btn.toggled.connect(self._set_lens)
@@ -198,11 +212,14 @@ class UpscaleView(QWidget):
         self.format_combo.currentIndexChanged.connect(self._on_format)
         self.quality_spin.valueChanged.connect(self.saveOptionsChanged)
         self.template_edit.editingFinished.connect(self.saveOptionsChanged)
-        QShortcut(QKeySequence.StandardKey.Open, self, self.openRequested.emit)
+        # Open, Save, Fit and 100 % are the main window's menu shortcuts (two owners would make them
+        # ambiguous); these two only make sense while this tab has the focus.
         QShortcut(QKeySequence.StandardKey.Paste, self, self.pasteRequested.emit)
-        QShortcut(QKeySequence.StandardKey.Save, self, self.saveRequested.emit)
-        QShortcut(QKeySequence("Ctrl+0"), self, self.fit_btn.click)
-        QShortcut(QKeySequence("Ctrl+1"), self, self.actual_btn.click)
+        for key in (Qt.Key.Key_Space, Qt.Key.Key_Backslash):
+            QShortcut(QKeySequence(key), self, self.toggle_before,
+                      context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        for c in self.canvases():
+            c.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # a click on the image gives the shortcuts focus
         self.set_has_result(False)
         self.set_has_image(False)
 
@@ -259,7 +276,13 @@ class UpscaleView(QWidget):
             c.label_after = f"DIPNet ×{scale}"
             c.set_before(before)
         self.pages.setCurrentIndex(1)
-        self.state.fit(self.active_canvas().size() if self.active_canvas().width() > 1 else QSize(800, 600))
+        self.set_showing_before(False)
+        if self.state.fit_mode:
+            self.state.fit(self.active_canvas().size() if self.active_canvas().width() > 1 else QSize(800, 600))
+        else:
+            # The user chose a zoom: the next image opens at the same zoom (centred); the split stays too.
+            self.state.set_view(self.state.zoom, self.state.image_size_center())
+            self.viewChanged.emit()
         self.set_has_image(True)
         self.set_has_result(False)
         self.status_label.setText(title)
@@ -269,9 +292,22 @@ class UpscaleView(QWidget):
         """The canvases that show the upscaled side: the compare view and the side-by-side right pane."""
         return self.compare, self.side.right
 
+    def toggle_before(self) -> None:
+        """Flip the upscaled side to the original and back, at the current zoom and position."""
+        if self.pages.currentIndex() == 1:
+            self.set_showing_before(not self.compare.showing_before)
+
+    def set_showing_before(self, on: bool) -> None:
+        for c in self._after_canvases():
+            c.set_showing_before(on)
+
     def show_preview_patch(self, box: QRect, image: QImage) -> None:
         for c in self._after_canvases():
             c.add_patch(box, image)
+
+    def drop_oldest_preview_patches(self, count: int) -> None:
+        for c in self._after_canvases():
+            c.drop_oldest_patches(count)
 
     def show_tile(self, box: QRect, image: QImage) -> None:
         """A finished tile of the running full upscale (``box`` in output pixels)."""
@@ -287,11 +323,6 @@ class UpscaleView(QWidget):
             c.set_after(image)
         self.set_has_result(True)
 
-    def clear_result(self) -> None:
-        for c in self._after_canvases():
-            c.set_after(None)
-        self.set_has_result(False)
-
     # ------------------------------------------------------------------ state setters
     def set_has_image(self, has: bool) -> None:
         for w in (self.upscale_btn, self.fit_btn, self.actual_btn, self.lens_btn):
@@ -302,16 +333,16 @@ class UpscaleView(QWidget):
             w.setEnabled(has)
 
     def set_busy(self, busy: bool) -> None:
-        self.cancel_btn.setVisible(busy)
-        self.upscale_btn.setVisible(not busy)
+        self.action_stack.setCurrentWidget(self.cancel_btn if busy else self.upscale_btn)
         self.progress.setVisible(busy)
         if busy:
             self.progress.setRange(0, 0)
 
     def set_progress(self, done: int, total: int, eta_s: float | None, mps: float | None) -> None:
+        """``mps``: output megapixels per second."""
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
-        speed = f" · {mps:.2f} MP/s" if mps else ""
+        speed = f" · {mps:.2f} output MP/s" if mps else ""
         self.status_label.setText(f"Upscaling… tile {done}/{total} · {format_duration(eta_s)} left{speed}")
 
     def set_status(self, text: str) -> None:
@@ -322,6 +353,22 @@ class UpscaleView(QWidget):
 
     def show_error(self, text: str) -> None:
         self.banner.show_message(text, "error")
+
+    def _on_banner_action(self) -> None:
+        if self.banner.action.text() == BATCH_ACTION:
+            self.banner.hide()
+            self.batchAccepted.emit()
+        else:
+            self.importModelRequested.emit()
+
+    def offer_batch(self, n_files: int, n_folders: int) -> None:
+        """Dropped several files or a folder: offer to upscale them all in the Batch tab."""
+        what = ", ".join(
+            t for t in (f"{n_files} image{'s' * (n_files != 1)}" if n_files else "",
+                        f"{n_folders} folder{'s' * (n_folders != 1)}" if n_folders else "") if t
+        )
+        self.banner.show_message(f"You dropped {what}. Upscale all of them in the Batch tab?", "info", BATCH_ACTION)
+        self.banner.close_btn.show()  # the offer can be declined
 
     def set_model_missing(self, missing: bool) -> None:
         if missing:

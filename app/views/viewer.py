@@ -1,4 +1,4 @@
-"""Before/after image viewer: split divider, side-by-side with shared zoom/pan, magnifier lens.
+"""Before/after image viewer (a view): split divider, side-by-side with shared zoom/pan, magnifier lens.
 
 Everything is drawn in *output* image coordinates (the upscaled size); the
 low-resolution "before" image is simply drawn ``scale`` times larger. One
@@ -58,6 +58,9 @@ class ViewState(QObject):
         self.zoom, self.center = zoom, QPointF(center)
         self.changed.emit()
 
+    def image_size_center(self) -> QPointF:
+        return QPointF(self.image_size.width() / 2, self.image_size.height() / 2)
+
     def fit_zoom(self, viewport: QSize) -> float:
         if self.image_size.isEmpty() or viewport.isEmpty():
             return 1.0
@@ -96,11 +99,14 @@ class CompareCanvas(QWidget):
         self.role = role
         self.split = 0.5  # divider position as a fraction of the widget width
         self.lens = False
+        self.showing_before = False  # the after side shows the original for a quick comparison
         self.label_before = "Original"
         self.label_after = "Upscaled"
         self._before: QPixmap | None = None
         self._after: QPixmap | None = None
-        self._patches: list[tuple[QRect, QPixmap]] = []
+        # Live-preview pieces, oldest first (the controller drops the oldest when too many are kept),
+        # as QImages so the canvases showing them share one copy.
+        self._patches: list[tuple[QRect, QImage]] = []
         # Finished tiles of a running full upscale: all kept (until the result replaces them), as
         # QImages so the canvases showing them share one copy.
         self._tiles: list[tuple[QRect, QImage]] = []
@@ -134,9 +140,12 @@ class CompareCanvas(QWidget):
         self.update()
 
     def add_patch(self, box: QRect, image: QImage) -> None:
-        # Newest on top; a few older ones stay so panning back shows what was already computed.
-        self._patches = [(b, p) for b, p in self._patches if not box.contains(b)][-7:]
-        self._patches.append((QRect(box), QPixmap.fromImage(image)))
+        """One finished live-preview piece (``box`` in output pixels), drawn over the older ones."""
+        self._patches.append((QRect(box), image))
+        self.update()
+
+    def drop_oldest_patches(self, count: int) -> None:
+        del self._patches[:count]
         self.update()
 
     def add_tile(self, box: QRect, image: QImage) -> None:
@@ -155,8 +164,23 @@ class CompareCanvas(QWidget):
         """Every upscaled area shown so far: finished tiles of a full upscale, then live-preview patches."""
         return [b for b, _ in self._tiles] + [b for b, _ in self._patches]
 
+    def set_showing_before(self, on: bool) -> None:
+        if on != self.showing_before:
+            self.showing_before = on
+            self.update()
+
     def has_after(self) -> bool:
         return self._after is not None
+
+    def render_after(self, rect: QRect) -> QImage:
+        """The upscaled side as painted, for ``rect`` (output pixels) at 100 %: what the user sees there."""
+        out = QImage(rect.size(), QImage.Format.Format_RGB888)
+        out.fill(QColor(255, 0, 255))  # a colour no layer paints: uncovered pixels stand out
+        p = QPainter(out)
+        p.translate(-rect.x(), -rect.y())
+        self._draw_layer(p, True)
+        p.end()
+        return out
 
     # ------------------------------------------------------------------ geometry
     def view_transform(self) -> QTransform:
@@ -193,6 +217,7 @@ class CompareCanvas(QWidget):
 
     # ------------------------------------------------------------------ painting
     def _draw_layer(self, p: QPainter, after: bool) -> None:
+        after = after and not self.showing_before
         w, h = self.state.image_size.width(), self.state.image_size.height()
         target = QRectF(0, 0, w, h)
         if after and self._after is not None:
@@ -203,8 +228,8 @@ class CompareCanvas(QWidget):
         if after:
             for box, img in self._tiles:
                 p.drawImage(QRectF(box), img, QRectF(img.rect()))
-            for box, pix in self._patches:
-                p.drawPixmap(QRectF(box), pix, QRectF(pix.rect()))
+            for box, img in self._patches:
+                p.drawImage(QRectF(box), img, QRectF(img.rect()))
 
     def _checker(self, p: QPainter) -> None:
         tile = 8
@@ -240,16 +265,19 @@ class CompareCanvas(QWidget):
                 p.restore()
             self._draw_divider(p, sx)
             self._draw_badge(p, self.label_before, left=True)
-            self._draw_badge(p, self.label_after, left=False)
+            self._draw_badge(p, self._after_label(), left=False)
         else:
             p.save()
             p.setTransform(t)
             self._draw_layer(p, self.role == "after")
             p.restore()
-            self._draw_badge(p, self.label_before if self.role == "before" else self.label_after, left=True)
+            self._draw_badge(p, self.label_before if self.role == "before" else self._after_label(), left=True)
         if self.lens and self._cursor_pos is not None:
             self._draw_lens(p, self._cursor_pos)
         p.end()
+
+    def _after_label(self) -> str:
+        return f"{self.label_before} (Space: back to {self.label_after})" if self.showing_before else self.label_after
 
     def _draw_divider(self, p: QPainter, x: float) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import ModelError
 
-class ExportError(Exception):
+
+class ExportError(ModelError):
     """The model cannot be exported (e.g. an ONNX file has no PyTorch weights to export)."""

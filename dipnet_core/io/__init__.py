@@ -5,7 +5,7 @@ write the result back faithfully (bit depth, alpha, EXIF, ICC profile); writing
 is atomic and refuses to clobber input files.
 """
 
-from .atomic import atomic_output, atomic_write_bytes
+from .atomic import atomic_output, atomic_write_bytes, atomic_write_text, remove_stale_temp_files
 from .convert import to_uint8, to_uint16
 from .data import ImageData
 from .errors import ImageReadError, ImageWriteError
@@ -29,10 +29,12 @@ __all__ = [
     "ImageWriteError",
     "atomic_output",
     "atomic_write_bytes",
+    "atomic_write_text",
     "default_extension",
     "get_max_image_pixels",
     "is_image_path",
     "read_image",
+    "remove_stale_temp_files",
     "set_max_image_pixels",
     "to_uint16",
     "to_uint8",

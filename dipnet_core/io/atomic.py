@@ -3,20 +3,36 @@
 The temporary file lives in the target's folder so that the final ``os.replace``
 is a rename within one filesystem, which is atomic: readers see either the old
 file or the complete new one, never a half-written file.
+
+Temporary names embed the writer's process id (``.NAME.dipnet-PID-RANDOM.tmpSUFFIX``):
+a process killed mid-write (``kill -9``, power loss) leaves its temporary file
+behind, and :func:`remove_stale_temp_files` lets the next run into that folder
+remove exactly those, never a file of another program nor one a live process
+is still writing.
+
+This is the one atomic write of the project: images, reports, checkpoints,
+configs, settings and model files all go through :func:`atomic_output`.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
+
 # Room left in a 255-byte file name for the random part and the suffixes.
 _MAX_PREFIX_NAME = 120
+# Our temporary names: "." + target name + ".dipnet-<pid>-" + mkstemp's random part + ".tmp" + suffix.
+_TEMP_MARK = ".dipnet-"
+_TEMP_NAME = re.compile(r"^\..+\.dipnet-(?P<pid>[0-9]+)-[A-Za-z0-9_]+\.tmp(\.[A-Za-z0-9]+)?$")
 
 
 def _read_umask() -> int:
@@ -89,7 +105,7 @@ def _publish_no_clobber(tmp: Path, target: Path) -> None:
 
 @contextmanager
 def atomic_output(
-    path: str | os.PathLike[str], suffix: str | None = None, *, overwrite: bool = True
+    path: str | os.PathLike[str], suffix: str | None = None, *, overwrite: bool = True, mode: int | None = None
 ) -> Iterator[Path]:
     """Yield a temporary path; on success it is renamed to ``path``.
 
@@ -97,7 +113,10 @@ def atomic_output(
     ``path``) for writers that pick their format from the name. Parent folders
     are created. If the ``with`` body raises, the temporary file is deleted and
     ``path`` is left untouched. With ``overwrite=False`` an existing ``path``
-    raises :class:`FileExistsError`, also if it appears while writing.
+    raises :class:`FileExistsError`, also if it appears while writing. ``mode`` sets
+    the permission bits of the result (default: those of the file it replaces, else
+    what ``open()`` would give). The data is fsynced before the rename, and the
+    folder after it.
     """
     target = Path(path)
     if suffix is None:
@@ -109,14 +128,14 @@ def atomic_output(
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name[:_MAX_PREFIX_NAME]}.", suffix=f".tmp{suffix}", dir=parent
+        prefix=f".{target.name[:_MAX_PREFIX_NAME]}{_TEMP_MARK}{os.getpid()}-", suffix=f".tmp{suffix}", dir=parent
     )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         _fsync_file(tmp)
-        os.chmod(tmp, _final_mode(target))
+        os.chmod(tmp, _final_mode(target) if mode is None else mode)
         if overwrite:
             os.replace(tmp, target)
         else:
@@ -128,10 +147,75 @@ def atomic_output(
     _fsync_dir(parent)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True,
+                       mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_output`); returns the path."""
     target = Path(path)
-    with atomic_output(target, overwrite=overwrite) as tmp:
+    with atomic_output(target, overwrite=overwrite, mode=mode) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
     return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> Path:
+    """Write ``text`` as UTF-8 to ``path`` atomically (see :func:`atomic_output`); returns the path."""
+    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def file_blocking_folder(folder: str | os.PathLike[str]) -> Path | None:
+    """The existing *file* that stands where ``folder`` or one of its parents must be a folder.
+
+    ``c.png/out/`` with ``c.png`` a regular file gives ``c.png``: creating the folder
+    would fail with a bare ``[Errno 17] File exists`` or ``[Errno 20] Not a directory``.
+    """
+    here = Path(folder)
+    for part in (here, *here.parents):
+        if os.path.lexists(part):
+            return None if part.is_dir() else part
+    return None
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name != "posix":
+        return True  # on Windows os.kill(pid, 0) would terminate the process: never probe there
+    try:
+        os.kill(pid, 0)  # signal 0 only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists but belongs to another user, or cannot tell: keep the file
+    return True
+
+
+def is_stale_temp_file(path: str | os.PathLike[str]) -> bool:
+    """True for a temporary file of :func:`atomic_output` whose writing process is gone."""
+    match = _TEMP_NAME.match(Path(path).name)
+    return match is not None and not _process_alive(int(match.group("pid")))
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete our temporary files in ``folder`` left by processes that no longer run.
+
+    Only names of our own pattern whose process id is not alive are touched, and
+    only regular files; anything that cannot be listed or removed is left alone.
+    Returns the removed paths.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if _TEMP_MARK not in entry.name or not is_stale_temp_file(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            os.unlink(entry.path)
+        except OSError as exc:
+            logger.info("could not remove stale temporary file %s: %s", entry.path, exc)
+            continue
+        removed.append(Path(entry.path))
+    if removed:
+        logger.info("removed %d stale temporary file(s) in %s", len(removed), folder)
+    return removed

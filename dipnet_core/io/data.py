@@ -17,7 +17,9 @@ class ImageData:
     colour. ``bit_depth`` (8 or 16) is the precision the writer should aim for.
     ``mode`` is the Pillow mode of the source file (informative only). ``exif`` is
     a complete EXIF block (starting with ``b"Exif\\0\\0"``) whose orientation is
-    already 1, because the pixels are stored upright.
+    already 1, because the pixels are stored upright. ``frames`` is how many frames
+    or pages the file holds (animated GIF/WebP/PNG, multi-page TIFF); ``pixels``
+    is always the first.
     """
 
     pixels: np.ndarray
@@ -28,6 +30,7 @@ class ImageData:
     icc_profile: bytes | None = None
     format: str | None = None
     path: Path | None = None
+    frames: int = 1
 
     def __post_init__(self) -> None:
         px = np.asarray(self.pixels)

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
+from ..errors import InputError, OutputError
+
 _E = TypeVar("_E", bound="_PathError")
 
 
@@ -28,13 +30,13 @@ class _PathError(Exception):
         return cls(f"cannot {cls.verb} '{os.fspath(path)}': {cause}", path)
 
 
-class ImageReadError(_PathError):
+class ImageReadError(_PathError, InputError):
     """An image file could not be read or decoded."""
 
     verb = "read"
 
 
-class ImageWriteError(_PathError):
+class ImageWriteError(_PathError, OutputError):
     """An image (or other output) file could not be written."""
 
     verb = "write"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,6 +21,12 @@ _CANDIDATE_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "jxl": (".jxl",),
 }
 
+# Formats read but never written: the output of an upscale is a still image in one of the above.
+_READ_ONLY_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "gif": (".gif",),
+    "tga": (".tga",),
+}
+
 _FORMAT_ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "jfif": "jpeg", "tif": "tiff"}
 
 
@@ -28,9 +35,10 @@ def _pillow_format(ext: str) -> str | None:
     return Image.registered_extensions().get(ext)
 
 
-def _available(kind: Mapping[str, object]) -> dict[str, tuple[str, ...]]:
+def _available(kind: Mapping[str, object], candidates: Mapping[str, tuple[str, ...]]
+               ) -> dict[str, tuple[str, ...]]:
     found: dict[str, tuple[str, ...]] = {}
-    for name, exts in _CANDIDATE_EXTENSIONS.items():
+    for name, exts in candidates.items():
         usable = tuple(e for e in exts if (fmt := _pillow_format(e)) is not None and fmt in kind)
         if usable:
             found[name] = usable
@@ -38,8 +46,17 @@ def _available(kind: Mapping[str, object]) -> dict[str, tuple[str, ...]]:
 
 
 Image.init()
-_READABLE = _available(Image.OPEN)
-_WRITABLE = _available(Image.SAVE)
+_READABLE = _available(Image.OPEN, {**_CANDIDATE_EXTENSIONS, **_READ_ONLY_EXTENSIONS})
+_WRITABLE = _available(Image.SAVE, _CANDIDATE_EXTENSIONS)
+
+#: Pillow format ids whose decoders may run: pass as ``Image.open(path, formats=DECODER_FORMATS)``.
+#: Without it Pillow tries every plugin it has, and some start external programs on untrusted
+#: files (EPS runs Ghostscript) or parse rarely used, little-tested formats. TGA goes last: its
+#: header has no magic number, so it must not shadow a format that has one.
+DECODER_FORMATS: tuple[str, ...] = tuple(sorted(
+    {fmt for exts in _READABLE.values() for e in exts if (fmt := _pillow_format(e)) is not None},
+    key=lambda f: (f == "TGA", f),
+))
 
 #: Lower-case extensions (with dot) that :func:`read_image` is known to handle.
 SUPPORTED_READ_EXTENSIONS: frozenset[str] = frozenset(e for exts in _READABLE.values() for e in exts)
@@ -78,14 +95,16 @@ def pillow_write_format(name: str) -> str:
 _SIGNATURES: tuple[tuple[bytes, int, str, str | None], ...] = (
     (b"\x89PNG\r\n\x1a\n", 0, "a PNG image", "png"),
     (b"\xff\xd8\xff", 0, "a JPEG image", "jpeg"),
-    (b"GIF87a", 0, "a GIF image", None),
-    (b"GIF89a", 0, "a GIF image", None),
+    (b"GIF87a", 0, "a GIF image", "gif"),
+    (b"GIF89a", 0, "a GIF image", "gif"),
     (b"II*\x00", 0, "a TIFF image", "tiff"),
     (b"MM\x00*", 0, "a TIFF image", "tiff"),
     (b"BM", 0, "a BMP image", "bmp"),
     (b"\xff\x0a", 0, "a JPEG XL image", "jxl"),
     (b"\x00\x00\x00\x0cJXL \r\n\x87\n", 0, "a JPEG XL image", "jxl"),
     (b"%PDF", 0, "a PDF document", None),
+    (b"%!PS", 0, "a PostScript document", None),
+    (b"\xc5\xd0\xd3\xc6", 0, "a PostScript document", None),
     (b"PK\x03\x04", 0, "a ZIP archive (or an office document)", None),
     (b"\x1f\x8b", 0, "gzip-compressed data", None),
     (b"7z\xbc\xaf\x27\x1c", 0, "a 7-Zip archive", None),
@@ -134,6 +153,23 @@ def _describe_text(head: bytes) -> str | None:
     return "plain text"
 
 
+def _header_size(head: bytes, fmt: str) -> tuple[int, int] | None:
+    """(width, height) as the file header states them, for the formats whose header is fixed."""
+    try:
+        if fmt == "png" and head[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", head[16:24])
+            return int(w), int(h)
+        if fmt == "gif":
+            w, h = struct.unpack("<HH", head[6:10])
+            return int(w), int(h)
+        if fmt == "bmp" and len(head) >= 26:
+            w, h = struct.unpack("<ii", head[18:26])
+            return abs(int(w)), abs(int(h))
+    except struct.error:
+        return None
+    return None
+
+
 def describe_content(head: bytes, path: Path) -> str:
     """Plain-words reason why a file that Pillow could not identify is not usable.
 
@@ -143,6 +179,10 @@ def describe_content(head: bytes, path: Path) -> str:
     if sniffed is not None:
         desc, fmt = sniffed
         if fmt is not None and fmt in _READABLE:
+            size = _header_size(head, fmt)
+            if size is not None and 0 in size:
+                empty = "zero width" if size[0] == 0 else "zero height"
+                return f"image has {empty}: its header says {size[0]}x{size[1]} pixels, so it holds no pixels"
             return f"content starts like {desc} but is damaged or truncated"
         return f"content is {desc}, which this program cannot decode"
     what = _describe_text(head) or f"unrecognised binary data (starts with {head[:8].hex(' ')})"

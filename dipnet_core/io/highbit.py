@@ -59,7 +59,7 @@ def sixteen_bit_plan(im: Image.Image) -> str | None:
 
 
 def _decode_with(path: Path, frame_tiles: list[Any], rawmode: str) -> np.ndarray:
-    with Image.open(path) as again:
+    with Image.open(path, formats=("PNG", "TIFF")) as again:  # only these get a 16-bit plan
         tiles = list(again.tile)
         if [tuple(t[:3]) for t in tiles] != [tuple(t[:3]) for t in frame_tiles]:
             raise OSError("file changed while it was being read")

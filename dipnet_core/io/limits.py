@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import ImageReadError
+from .formats import DECODER_FORMATS
 
 # warnings.catch_warnings() swaps a process-wide filter list; serialising our own
 # opens keeps two reader threads from restoring each other's filters.
@@ -65,12 +66,16 @@ def check_size(path: Path, size: tuple[int, int]) -> None:
 
 @contextmanager
 def bomb_checked_open(path: Path) -> Iterator[Image.Image]:
-    """``Image.open`` that fails with ImageReadError on any decompression-bomb signal."""
+    """``Image.open`` that fails with ImageReadError on any decompression-bomb signal.
+
+    Only the decoders of the supported formats may run (:data:`DECODER_FORMATS`): never
+    a plugin that starts an external program on the file, such as EPS with Ghostscript.
+    """
     with _OPEN_LOCK:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             try:
-                im = Image.open(path)
+                im = Image.open(path, formats=DECODER_FORMATS)
             except Image.DecompressionBombError as exc:
                 raise _bomb_error(path, None, str(exc)) from None
     with im:

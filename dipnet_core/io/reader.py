@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -26,7 +27,45 @@ _SNIFF_BYTES = 4096
 _I16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
+def _special_file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be an image file, judged by ``stat`` alone: the file is never opened.
+
+    None for a regular file (or a link to one) and for a folder (callers decide about
+    those). A FIFO or a device would block or never end if opened; a symlink loop or
+    a dangling symlink has no file behind it. A missing or unreadable path also gives
+    None: :func:`read_image` names those problems itself.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop (the link leads back to itself), not an image file"
+        if os.path.islink(path):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            return f"is a broken symlink (its target '{target}' does not exist)"
+        return None
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return None
+    return f"is {_special_file_kind(st.st_mode)}, not a regular file; it was not opened"
+
+
 def _check_file(path: Path) -> None:
+    problem = file_problem(path)
+    if problem is not None:
+        raise ImageReadError.about(path, problem)
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -39,9 +78,8 @@ def _check_file(path: Path) -> None:
         raise ImageReadError.about(path, exc.strerror or str(exc)) from None
     if stat.S_ISDIR(st.st_mode):
         raise ImageReadError.about(path, "is a directory, not a file")
-    if not stat.S_ISREG(st.st_mode):
-        # A FIFO or device would block or never end.
-        raise ImageReadError.about(path, "is not a regular file")
+    if not stat.S_ISREG(st.st_mode):  # changed since file_problem() looked
+        raise ImageReadError.about(path, f"is {_special_file_kind(st.st_mode)}, not a regular file")
     if st.st_size == 0:
         raise ImageReadError.about(path, "file is empty (0 bytes)")
 
@@ -144,10 +182,21 @@ def _decode(
     return arr, _alpha_from_key(arr, im.info.get("transparency")), 255, icc
 
 
+def _frame_count(im: Image.Image) -> int:
+    """Frames or pages in the file (1 for a still image); counted after the first frame is decoded."""
+    if im.format == "MPO" or not getattr(im, "is_animated", False):
+        return 1  # MPO: a camera JPEG's further pictures are previews or depth maps, not frames
+    try:
+        return max(1, int(getattr(im, "n_frames", 1)))
+    except Exception:  # a damaged later frame: there are several, how many is unknown  # noqa: BLE001
+        return 2
+
+
 def _read_open(im: Image.Image, path: Path) -> ImageData:
     fmt = im.format
     source_mode = im.mode
     color, alpha, maxval, icc = _decode(im, path, im.info.get("icc_profile") or None)
+    frames = _frame_count(im)
     if fmt == "PNG" and not png_complete(path):
         raise ImageReadError.about(path, "file is truncated (the PNG ends before its IEND chunk)")
     exif, orientation = exif_from_image(im)
@@ -168,6 +217,7 @@ def _read_open(im: Image.Image, path: Path) -> ImageData:
         icc_profile=icc,
         format=fmt,
         path=path,
+        frames=frames,
     )
 
 

@@ -2,12 +2,14 @@
 
 Every 3x3 conv of an RRFB (``c1_r``, ``c2_r``, ``c3_r``) is trained as a
 :class:`RepConv3x3`: a 3x3 -> 1x1 expansion branch, a parallel 1x1 branch and,
-when shapes allow, an identity. All branches are linear and bias-free, so their
-sum is itself one 3x3 conv; :meth:`RepConv3x3.reparameterize` computes it and
-:meth:`DIPNetTrain.reparameterize` returns a plain :class:`DIPNet` whose state
-dict uses the authors' key names. Convs are weight-normalised (``g * v/||v||``)
-because the over-parameterised branches otherwise fight over scale, and because
-``g`` is a natural per-filter importance for the pruner.
+when shapes allow, an identity. All branches are linear, so their sum is itself
+one 3x3 conv, which :meth:`RepConv3x3.reparameterize` computes. The model and
+block here are the shared skeleton (:class:`~.dipnet.DIPNetSkeleton`,
+:class:`~.blocks.RRFB`) built with that unit; their ``reparameterize`` fuses
+every unit (through :func:`dipnet_core.reparam.fuse_submodules`) and returns the
+deploy twin, whose state dict uses the authors' key names. Convs are
+weight-normalised (``g * v/||v||``) because the over-parameterised branches
+otherwise fight over scale.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ESA, LEAKY_SLOPE, RRFB, conv3x3
-from .dipnet import DIPNet, DIPNetConfig
+from ..reparam import fuse_submodules
+from .blocks import RRFB, conv3x3
+from .config import BlockWidths, DIPNetConfig
+from .dipnet import DIPNet, DIPNetSkeleton
 
-__all__ = ["WNConv2d", "RepConv3x3", "RRFBTrain", "DIPNetTrain"]
+__all__ = ["WNConv2d", "RepConv3x3", "RepConvFactory", "RRFBTrain", "DIPNetTrain"]
 
-# Guards the division in the weight-norm when a filter has been set to exactly zero
-# (e.g. by :meth:`RepConv3x3.load_fused`); such a filter then stays zero, not NaN.
+# Guards the division in the weight-norm when a filter is exactly zero (a pruned or
+# zero-initialised one); such a filter then stays zero, not NaN.
 _NORM_EPS = 1e-12
 
 
@@ -32,8 +36,8 @@ class WNConv2d(nn.Module):
     """Bias-free conv with weight normalisation: ``weight = g * v / ||v||`` per output filter.
 
     Our own parameterisation (instead of ``torch.nn.utils.parametrizations``) keeps
-    the state-dict keys flat (``weight_g``, ``weight_v``) and lets the pruner and
-    the fusion read ``g`` and the effective ``weight`` directly.
+    the state-dict keys flat (``weight_g``, ``weight_v``) and lets the fusion read
+    the effective ``weight`` directly.
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, padding: int = 0) -> None:
@@ -49,12 +53,6 @@ class WNConv2d(nn.Module):
     @property
     def weight(self) -> torch.Tensor:
         return self.weight_g * self.weight_v / _filter_norm(self.weight_v).clamp_min(_NORM_EPS)
-
-    @torch.no_grad()
-    def set_weight(self, weight: torch.Tensor) -> None:
-        """Make the effective weight equal ``weight`` (g = ||w||, v = w)."""
-        self.weight_v.copy_(weight)
-        self.weight_g.copy_(_filter_norm(weight))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight, padding=self.padding)
@@ -143,35 +141,6 @@ class RepConv3x3(nn.Module):
             conv.bias.copy_(self.bias)
         return conv
 
-    @torch.no_grad()
-    def load_fused(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
-        """Set the branches so the unit computes exactly ``conv3x3(weight, bias)``.
-
-        The 1x1 branch keeps its current value; the expansion branch carries the
-        remainder in its first ``out`` hidden channels and a one-hot 1x1 selects
-        them. The remaining hidden channels keep random filters with zero output
-        weight, so they start silent but still receive gradient through ``squeeze``.
-        """
-        if self.hidden_channels < self.out_channels:
-            raise ValueError("load_fused needs expansion >= 1 (hidden channels >= out channels)")
-        expected = (self.out_channels, self.in_channels, 3, 3)
-        if tuple(weight.shape) != expected:
-            raise ValueError(f"weight has shape {tuple(weight.shape)}, expected {expected}")
-        weight = weight.to(self.expand.weight_v)
-        rest = weight - F.pad(self.shortcut.weight, [1, 1, 1, 1])
-        if self.has_identity:
-            rest = rest - _identity_kernel(self.out_channels, rest)
-        v3 = self.expand.weight.clone()
-        v3[: self.out_channels] = rest
-        self.expand.set_weight(v3)
-        v1 = torch.zeros_like(self.squeeze.weight_v)
-        v1[:, : self.out_channels, 0, 0] = torch.eye(self.out_channels, dtype=v1.dtype, device=v1.device)
-        self.squeeze.set_weight(v1)
-        if self.bias is not None:
-            self.bias.copy_(bias if bias is not None else torch.zeros_like(self.bias))
-        elif bias is not None and bool(bias.ne(0).any()):
-            raise ValueError("this RepConv3x3 has no bias but a non-zero bias was given")
-
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, hidden={self.hidden_channels}, "
                 f"identity={self.has_identity}, bias={self.bias is not None}")
@@ -182,7 +151,32 @@ def _identity_kernel(channels: int, like: torch.Tensor) -> torch.Tensor:
     return F.pad(eye, [1, 1, 1, 1])
 
 
-class RRFBTrain(nn.Module):
+class _TrainForm(nn.Module):
+    """Shared ``reparameterize`` of the training-form skeletons: fuse every unit, return the deploy twin."""
+
+    def deploy_twin(self) -> nn.Module:
+        """An untrained module of the deploy form with the same widths."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def reparameterize(self) -> nn.Module:
+        p = next(self.parameters())
+        deploy = self.deploy_twin().to(device=p.device, dtype=p.dtype)
+        deploy.load_state_dict(fuse_submodules(self).state_dict(), strict=True)
+        return deploy.train(self.training)
+
+
+class RepConvFactory:
+    """The training form's conv factory: a :class:`RepConv3x3` with fixed expansion and forward mode."""
+
+    def __init__(self, expansion: float = 2.0, fuse_in_forward: bool = False) -> None:
+        self.expansion, self.fuse_in_forward = expansion, fuse_in_forward
+
+    def __call__(self, in_ch: int, out_ch: int, *, bias: bool = False) -> RepConv3x3:
+        return RepConv3x3(in_ch, out_ch, self.expansion, bias, self.fuse_in_forward)
+
+
+class RRFBTrain(_TrainForm, RRFB):
     """:class:`RRFB` with its three 3x3 convs in multi-branch form; same names otherwise."""
 
     def __init__(
@@ -195,45 +189,20 @@ class RRFBTrain(nn.Module):
         expansion: float = 2.0,
         fuse_in_forward: bool = False,
     ) -> None:
-        super().__init__()
-        self.widths = (feat, mid1, mid2, esa)
-        self.c1_r = RepConv3x3(feat, mid1, expansion, bias, fuse_in_forward)
-        self.c2_r = RepConv3x3(mid1, mid2, expansion, bias, fuse_in_forward)
-        self.c3_r = RepConv3x3(mid2, feat, expansion, bias, fuse_in_forward)
-        self.c5 = nn.Conv2d(feat, feat, 1, bias=bias)
-        self.esa = ESA(feat, esa)
         # Not in-place: autograd keeps the conv outputs of the branch sums alive anyway.
-        self.act = nn.LeakyReLU(LEAKY_SLOPE)
+        super().__init__(feat, mid1, mid2, esa, bias, conv=RepConvFactory(expansion, fuse_in_forward),
+                         inplace_act=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act(self.c1_r(x))
-        out = self.act(self.c2_r(out))
-        out = self.act(self.c3_r(out))
-        return self.esa(self.c5(out + x))
-
-    @torch.no_grad()
-    def reparameterize(self) -> RRFB:
+    def deploy_twin(self) -> RRFB:
         feat, mid1, mid2, esa = self.widths
-        p = self.c5.weight
-        block = RRFB(feat, mid1, mid2, esa, bias=self.c5.bias is not None).to(device=p.device, dtype=p.dtype)
-        for name in ("c1_r", "c2_r", "c3_r"):
-            setattr(block, name, getattr(self, name).reparameterize())
-        block.c5.load_state_dict(self.c5.state_dict())
-        block.esa.load_state_dict(self.esa.state_dict())
-        return block.train(self.training)
+        return RRFB(feat, mid1, mid2, esa, bias=self.c5.bias is not None)
 
-    @torch.no_grad()
-    def load_deploy(self, block: RRFB) -> None:
-        """Initialise from a fused block so that this block computes the same function."""
-        for name in ("c1_r", "c2_r", "c3_r"):
-            conv: nn.Conv2d = getattr(block, name)
-            getattr(self, name).load_fused(conv.weight, conv.bias)
-        self.c5.load_state_dict(block.c5.state_dict())
-        self.esa.load_state_dict(block.esa.state_dict())
+    def reparameterize(self) -> RRFB:
+        return super().reparameterize()  # type: ignore[return-value]
 
 
-class DIPNetTrain(nn.Module):
-    """Training form of :class:`DIPNet`: same layout, RRFB blocks replaced by :class:`RRFBTrain`."""
+class DIPNetTrain(_TrainForm, DIPNetSkeleton):
+    """Training form of :class:`DIPNet`: the same skeleton with :class:`RRFBTrain` blocks."""
 
     def __init__(
         self,
@@ -241,63 +210,24 @@ class DIPNetTrain(nn.Module):
         expansion: float = 2.0,
         fuse_in_forward: bool = False,
     ) -> None:
-        super().__init__()
-        self.config = config = config or DIPNetConfig()
+        def block(feat: int, widths: BlockWidths, bias: bool) -> RRFBTrain:
+            return RRFBTrain(feat, widths.mid1, widths.mid2, widths.esa, bias, expansion, fuse_in_forward)
+
+        super().__init__(config or DIPNetConfig(), block)
         self.expansion = expansion
-        f, bias = config.feat, config.bias
-        self.conv_1 = conv3x3(config.in_ch, f, bias)
-        for i, b in enumerate(config.blocks, start=1):
-            block = RRFBTrain(f, b.mid1, b.mid2, b.esa, bias, expansion, fuse_in_forward)
-            self.add_module(f"block_{i}", block)
-        self.conv_2 = conv3x3(f, f, bias)
-        self.upsampler = nn.Sequential(
-            conv3x3(f, config.out_ch * config.scale**2, bias), nn.PixelShuffle(config.scale)
-        )
 
     @property
     def blocks(self) -> list[RRFBTrain]:
-        return [getattr(self, f"block_{i}") for i in range(1, len(self.config.blocks) + 1)]
+        return super().blocks  # type: ignore[return-value]
 
     def set_fuse_in_forward(self, enabled: bool) -> None:
         for m in self.modules():
             if isinstance(m, RepConv3x3):
                 m.fuse_in_forward = enabled
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x)[0]
+    def deploy_twin(self) -> DIPNet:
+        return DIPNet(self.config)
 
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Output plus every block's output (same contract as :meth:`DIPNet.forward_features`)."""
-        feat = self.conv_1(x)
-        out, anchors = feat, []
-        for block in self.blocks:
-            out = block(out)
-            anchors.append(out)
-        return self.upsampler(self.conv_2(out) + feat), anchors
-
-    @torch.no_grad()
     def reparameterize(self) -> DIPNet:
         """The equivalent deploy model; its state dict loads strictly into ``DIPNet(self.config)``."""
-        p = self.conv_1.weight
-        deploy = DIPNet(self.config).to(device=p.device, dtype=p.dtype)
-        sd: dict[str, torch.Tensor] = {}
-        for name in ("conv_1", "conv_2", "upsampler"):
-            sd.update({f"{name}.{k}": v for k, v in getattr(self, name).state_dict().items()})
-        for i, block in enumerate(self.blocks, start=1):
-            sd.update({f"block_{i}.{k}": v for k, v in block.reparameterize().state_dict().items()})
-        deploy.load_state_dict(sd, strict=True)
-        return deploy.train(self.training)
-
-    @classmethod
-    @torch.no_grad()
-    def from_deploy(
-        cls, model: DIPNet, expansion: float = 2.0, fuse_in_forward: bool = False
-    ) -> DIPNetTrain:
-        """Training form computing the same function as ``model`` (fine-tune a fused model with branches)."""
-        p = model.conv_1.weight
-        train = cls(model.config, expansion, fuse_in_forward).to(device=p.device, dtype=p.dtype)
-        for name in ("conv_1", "conv_2", "upsampler"):
-            getattr(train, name).load_state_dict(getattr(model, name).state_dict())
-        for tb, db in zip(train.blocks, model.blocks, strict=True):
-            tb.load_deploy(db)
-        return train.train(model.training)
+        return super().reparameterize()  # type: ignore[return-value]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..io.atomic import atomic_output, atomic_write_text
 
 __all__ = [
     "atomic_write_text",
@@ -62,33 +63,14 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
     """Atomically write ``ckpt`` (a dict of tensors/primitives) to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(ckpt)
     payload.setdefault("format", FORMAT_VERSION)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_output(path) as tmp:  # fsync, rename, fsync of the folder
+        torch.save(payload, tmp)
     return path
 
 
@@ -98,17 +80,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(obj, dict) or "format" not in obj:
         raise ValueError(f"'{path}' is not a DIPNet training checkpoint")
     return obj
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -22,6 +22,9 @@ from typing import Any
 
 import tomllib
 
+from ..errors import ConfigError as _CoreConfigError
+from .degrade import DegradationConfig, validate_degradation
+
 __all__ = [
     "PRESETS",
     "ConfigError",
@@ -47,7 +50,7 @@ __all__ = [
 MIN_LR_PATCH = 15  # ESA: stride-2 3x3 conv then a 7x7 max-pool
 
 
-class ConfigError(ValueError):
+class ConfigError(_CoreConfigError):
     """A config file or value is invalid; the message names the offending key."""
 
 
@@ -73,6 +76,8 @@ class DataConfig:
     # (must include 1.0), and the best-textured of this many crop positions. [1.0] and 1 = off.
     hr_scales: list[float] = field(default_factory=lambda: [1.0])
     texture_tries: int = 1
+    # Real-photo degradations of the training LR (a [data.degradation] table); absent = clean bicubic.
+    degradation: DegradationConfig | None = None
 
 
 @dataclass
@@ -217,6 +222,13 @@ class TrainConfig:
             raise ConfigError("data.hr_scales cannot be combined with data.paired_lr_dirs (the pairs fix the HR size)")
         if self.data.texture_tries < 1:
             raise ConfigError(f"data.texture_tries must be >= 1, got {self.data.texture_tries}")
+        if self.data.degradation is not None:
+            problems = validate_degradation(self.data.degradation)
+            if problems:
+                raise ConfigError("data.degradation: " + "; ".join(problems))
+            if self.data.paired_lr_dirs:
+                raise ConfigError("data.degradation cannot be combined with data.paired_lr_dirs "
+                                  "(the pairs fix the LR)")
         if not self.distill.stages:
             raise ConfigError("distill.stages is empty")
         patches = [("distill.stages", s.lr_patch) for s in self.distill.stages]
@@ -370,11 +382,9 @@ def save_config(cfg: TrainConfig, path: str | Path) -> Path:
         text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
     else:
         text = dumps_toml(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from ..io.atomic import atomic_write_text
+
+    return atomic_write_text(path, text)
 
 
 # ---------------------------------------------------------------- presets

@@ -22,6 +22,9 @@ Two options shape what the crops show, both off by default:
 - ``texture_tries``: draw this many crop positions and keep the one with the
   most gradient energy, so fewer steps are spent on flat sky; the idea of
   informative-patch sampling (SamplingAug, 2021), with a cheap score.
+
+A third, ``degradation`` (:mod:`.degrade`), replaces the bicubic LR of a crop
+by a blurred, noisy, JPEG-compressed one for models meant for real photos.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..errors import InputError
 from ..resize import bicubic_downscale_uint8, imresize, modcrop
+from .degrade import Degrader
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -57,7 +62,7 @@ __all__ = [
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class DataError(RuntimeError):
+class DataError(InputError, RuntimeError):
     """No usable training data (the message says why and lists what was skipped)."""
 
 
@@ -95,7 +100,7 @@ def read_rgb_uint8(path: str | Path) -> np.ndarray:
         from PIL import Image
 
         try:
-            with Image.open(path) as im:
+            with Image.open(path, formats=("PNG", "JPEG", "BMP", "TIFF", "WEBP")) as im:
                 im.load()
                 if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                     arr = np.asarray(im, dtype=np.float64)
@@ -117,7 +122,9 @@ def _image_size(path: Path) -> tuple[int, int]:
     """(height, width) from the header only; full decoding is deferred to first use."""
     from PIL import Image
 
-    with Image.open(path) as im:
+    from ..io.formats import DECODER_FORMATS
+
+    with Image.open(path, formats=DECODER_FORMATS) as im:  # never a plugin that runs a program
         w, h = im.size
     return h, w
 
@@ -276,8 +283,10 @@ class SRCropDataset(Dataset):
     """Map-style dataset indexed by ``(step, i)`` pairs encoded as ``step * batch + i``."""
 
     def __init__(self, images: ImageSet, lr_patch: int, batch: int, seed: int, stream: int = 0,
-                 rank: int = 0, augment: bool = True, texture_tries: int = 1) -> None:
+                 rank: int = 0, augment: bool = True, texture_tries: int = 1,
+                 degrader: Degrader | None = None) -> None:
         self.images, self.lr_patch, self.batch = images, lr_patch, batch
+        self.degrader = degrader
         self.seed, self.stream, self.rank, self.augment = seed, stream, rank, augment
         self.texture_tries = max(1, int(texture_tries))
         hp = lr_patch * images.scale
@@ -331,8 +340,12 @@ class SRCropDataset(Dataset):
                 best, ly, lx = score, cy, cx
         y, x = ly * s, lx * s
         hr = hr_img[y:y + hp, x:x + hp]
-        lr = lr_img[ly:ly + lp, lx:lx + lp] if lr_img is not None else _lr_of_crop(hr_img, y, x, hp, s)
         code = int(rng.integers(0, 8)) if self.augment else 0
+        if self.degrader is not None:
+            # Drawn after the crop and flip, so a degraded run sees the same crops as a clean one.
+            lr = self.degrader(hr, np.random.Generator(np.random.PCG64(int(rng.integers(0, 2**63)))))
+        else:
+            lr = lr_img[ly:ly + lp, lx:lx + lp] if lr_img is not None else _lr_of_crop(hr_img, y, x, hp, s)
         lr, hr = _augment(lr, hr, code)
         return _to_tensor(lr), _to_tensor(hr)
 

@@ -32,6 +32,7 @@ from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoi
 from .config import config_to_dict
 from .context import RunContext, arch_of
 from .data import SRCropDataset, ValItem, make_loader
+from .degrade import degrader_for_stage
 from .distributed import any_true
 
 __all__ = ["EMA", "LossFn", "StageSpec", "TrainNet", "autocast_for", "lr_at", "train_loop", "validate"]
@@ -226,15 +227,16 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
         train_net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     assert ctx.images is not None, "RunContext was opened without data"
+    degrader = degrader_for_stage(cfg.data.degradation, spec.name, cfg.data.scale)
     dataset = SRCropDataset(ctx.images, spec.lr_patch, spec.batch, cfg.run.seed, spec.stream, ctx.dist.rank,
-                            texture_tries=cfg.data.texture_tries)
+                            texture_tries=cfg.data.texture_tries, degrader=degrader)
     if dataset.too_small and start == 0:
         ctx.log(f"{spec.name}: {len(dataset.too_small)} image(s) smaller than the patch are not used in this stage")
     loader = make_loader(dataset, start, spec.steps, cfg.data.num_workers, pin_memory=device.type == "cuda")
     # A fixed probe batch (its own data stream) measured before and after the stage: a
     # noise-free "did the loss go down" number, unlike the per-step losses on random crops.
     probe_set = SRCropDataset(ctx.images, spec.lr_patch, spec.batch, cfg.run.seed, spec.stream + 10_000, ctx.dist.rank,
-                              texture_tries=cfg.data.texture_tries)
+                              texture_tries=cfg.data.texture_tries, degrader=degrader)
     probe = [torch.stack(t).to(device) for t in zip(*(probe_set[i] for i in range(spec.batch)), strict=True)]
 
     def probe_loss() -> float:

@@ -25,6 +25,7 @@ from .context import RunContext, arch_of
 from .distributed import barrier, broadcast_object
 from .engine import StageSpec, TrainNet, train_loop, validate
 from .losses import AnchorAdapters, DistillLoss, default_anchor_pairs
+from .teacher_input import teacher_input_for
 
 __all__ = [
     "distill",
@@ -76,9 +77,10 @@ def _l1_finetune_loss(ctx: RunContext, alpha: float) -> tuple[Any, str]:
     """HR L1 plus, when there is a teacher and ``alpha > 0``, the enhanced-HR term."""
     teacher = ctx.teacher() if alpha > 0 and ctx.config.teacher.kind != "none" else None
     loss = DistillLoss(ctx.config.distill.hr_weight, alpha if teacher else 0.0)
+    teacher_lr = teacher_input_for(ctx.config)
 
     def loss_fn(sr, adapted, lr, hr):
-        t_sr = teacher(lr)[0] if teacher is not None else None
+        t_sr = teacher(teacher_lr(lr, hr))[0] if teacher is not None else None
         return loss(sr, hr, t_sr)
 
     return loss_fn, ("teacher" if teacher is not None else "hr")
@@ -175,10 +177,12 @@ def _distill_one(ctx: RunContext, k: int) -> dict[str, Any]:
     loss = DistillLoss(dc.hr_weight, dc.alpha if teacher is not None else 0.0,
                        dc.beta if adapters is not None else 0.0, pairs)
 
+    teacher_lr = teacher_input_for(cfg)
+
     def loss_fn(sr, adapted, lr, hr):
         if teacher is None:
             return loss(sr, hr)
-        t_sr, t_anchors = teacher(lr)
+        t_sr, t_anchors = teacher(teacher_lr(lr, hr))
         t_sel = [t_anchors[t - 1] for _, t in pairs] if (t_anchors is not None and adapters is not None) else None
         return loss(sr, hr, t_sr, adapted, t_sel)
 

@@ -1,6 +1,6 @@
-"""Fixtures for the GUI tests: a throwaway user folder, app services with the official model, tiny images.
+"""Fixtures for the GUI tests: a throwaway user folder, app services with the built-in model, tiny images.
 
-The official weights come from ``official_weights_path`` in ``tests/conftest.py`` (skips if absent).
+The built-in model ships in ``resources/models``, so these tests run on a bare clone (no ``../shared``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest
 from studio_testutil import write_png
 
-import app  # noqa: F401  # first: applies the PySide6 6.12 / Python 3.11 refcount workaround
+import app  # noqa: F401  # the app package itself, before the tests import its modules
 
 
 @pytest.fixture
@@ -30,23 +30,32 @@ def tiny_image(tmp_path: Path) -> Path:
     return write_png(tmp_path / "inputs" / "tiny.png", 40, 32)
 
 
+@pytest.fixture(scope="session")
+def builtin_weights_path() -> Path:
+    """The shipped model file, for tests that import "another" model into the library."""
+    from dipnet_core.resources import builtin_model_path
+
+    path = builtin_model_path()
+    assert path is not None, "the built-in model is missing from resources/models"
+    return path
+
+
 @pytest.fixture
-def ctx(studio_home: Path, official_weights_path: Path, qapp: object) -> Iterator[object]:
-    """App services with the official model imported and set as default."""
+def ctx(studio_home: Path, qapp: object) -> Iterator[object]:
+    """App services as on a fresh install: the built-in model is the default."""
     from app.controllers.context import AppContext
-    from app.controllers.models import ModelLibrary
+    from app.services.models import ModelLibrary
     from app.settings import AppPaths, SettingsStore
 
     store = SettingsStore(AppPaths.default().ensure())
     library = ModelLibrary(store)
-    entry = library.import_file(official_weights_path, name="DIPNet official")
-    library.set_default(entry.id)
+    assert library.default_entry() is not None and library.default_entry().builtin
     yield AppContext(store, library)
 
 
 @pytest.fixture
 def window(ctx: object, qtbot: object) -> Iterator[object]:
-    from app.views.main_window import MainWindow
+    from app.window import MainWindow
     from app.workers import shutdown
 
     w = MainWindow(ctx)  # type: ignore[arg-type]

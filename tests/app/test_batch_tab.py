@@ -91,3 +91,42 @@ def test_batch_needs_inputs_and_output(window: object) -> None:
     w.batch_view.start_btn.click()  # type: ignore[attr-defined]
     assert "input" in w.batch_view.banner.text.text().lower()  # type: ignore[attr-defined]
     assert not w.batch.running  # type: ignore[attr-defined]
+
+
+def test_the_missing_input_message_goes_once_an_input_is_added(window: object, tmp_path: Path) -> None:
+    w = window
+    w.batch.set_inputs([])  # type: ignore[attr-defined]
+    w.batch_view.start_btn.click()  # type: ignore[attr-defined]
+    banner = w.batch_view.banner  # type: ignore[attr-defined]
+    assert not banner.isHidden() and "input" in banner.text.text().lower()
+    w.batch.add_inputs([tmp_path])  # type: ignore[attr-defined]
+    assert banner.isHidden()
+
+
+@needs_engine
+def test_running_a_batch_again_keeps_earlier_outputs_by_default(
+    window: object, qtbot: object, tmp_path: Path
+) -> None:
+    src = tmp_path / "in"
+    write_png(src / "a.png", 24, 20, seed=0)
+    out = tmp_path / "out"
+    w = window
+    b, v = w.batch, w.batch_view  # type: ignore[attr-defined]
+    assert v.skip_existing.isChecked() and v.skip_existing.isVisibleTo(v)  # the default, and visible
+    b.add_inputs([src])
+    v.output_edit.setText(str(out))
+    v.output_edit.editingFinished.emit()
+    with qtbot.waitSignal(b.finished, timeout=60_000):  # type: ignore[attr-defined]
+        v.start_btn.click()
+    first = (out / "a_x4.png").read_bytes()
+    (out / "a_x4.png").write_bytes(first + b"user's edit")  # stands for a file the user worked on since
+    with qtbot.waitSignal(b.finished, timeout=60_000) as sig:  # type: ignore[attr-defined]
+        v.start_btn.click()
+    assert len(sig.args[0].skipped) == 1 and not sig.args[0].done
+    assert (out / "a_x4.png").read_bytes() == first + b"user's edit"  # not overwritten
+    assert "kept 1 existing output" in v.progress_label.text()
+
+    v.skip_existing.setChecked(False)  # the visible choice: overwrite
+    with qtbot.waitSignal(b.finished, timeout=60_000) as sig2:  # type: ignore[attr-defined]
+        v.start_btn.click()
+    assert len(sig2.args[0].done) == 1 and (out / "a_x4.png").read_bytes() == first

@@ -12,12 +12,12 @@ from app.errors import ErrorReporter, NoModelError, is_expected, user_message
 
 
 def test_library_import_rename_default_delete(
-    ctx: object, tmp_path: Path, official_weights_path: Path
+    ctx: object, tmp_path: Path, builtin_weights_path: Path
 ) -> None:
     lib = ctx.library  # type: ignore[attr-defined]
-    second = lib.import_file(official_weights_path, name="Second copy")
+    second = lib.import_file(builtin_weights_path, name="Second copy")
     assert second.path.parent == ctx.store.paths.models_dir  # type: ignore[attr-defined]
-    assert second.scale == 4 and second.params == 243_252 and second.widths == "44/38"
+    assert second.scale == 4 and second.params == 225_488 and second.widths == "48/32"
     lib.rename(second.id, "Renamed")
     assert lib.get(second.id).name == "Renamed"
     lib.set_default(second.id)

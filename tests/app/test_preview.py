@@ -5,6 +5,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, QRect
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
 from studio_testutil import needs_engine
 
 from app.controllers.preview import PreviewScheduler
@@ -49,43 +54,58 @@ def test_debounce_coalesces_a_burst(qtbot: object) -> None:
     assert [sched.outcomes[i] for i in ids] == ["superseded"] * 4 + ["applied"]
 
 
-@needs_engine
-def test_view_changes_in_the_app_apply_only_the_last_preview(
-    window: object, qtbot: object, tmp_path: Path
-) -> None:
-    from PySide6.QtCore import QPointF
-    from studio_testutil import write_png
-
-    w = window
-    # Larger than the first preview box, so zooming into the corners needs new previews.
-    path = write_png(tmp_path / "p.png", 160, 120, seed=3)
-    up = w.upscale  # type: ignore[attr-defined]
-    up.preview.debounce_ms = 0
-    with qtbot.waitSignal(up.preview.ready, timeout=30_000):  # type: ignore[attr-defined]
-        up.open_path(path)
-    assert len(w.upscale_view.compare.patches()) == 1  # type: ignore[attr-defined]
-
-    state = w.upscale_view.state  # type: ignore[attr-defined]
-    canvas = w.upscale_view.active_canvas()  # type: ignore[attr-defined]
-    # Hold each preview in the worker until it is cancelled (a fast machine could otherwise finish
-    # it before the next view arrives); the last one runs through to the real engine.
+def hold_previews(up: object) -> threading.Event:
+    """Hold every preview computation of ``up`` in its worker until the returned event is set or it
+    is cancelled, so a test decides when a preview may finish (a fast machine could otherwise finish
+    it before the next view arrives)."""
     gate_open = threading.Event()
-    real = up.preview._compute
+    real = up.preview._compute  # type: ignore[attr-defined]
 
     def gated(payload: object, token: CancelToken) -> object:
         while not gate_open.is_set() and not token.cancelled:
             gate_open.wait(0.005)
         return real(payload, token)
 
-    up.preview._compute = gated
+    up.preview._compute = gated  # type: ignore[attr-defined]
+    return gate_open
+
+
+def visible_rect(canvas: object) -> QRect:
+    return canvas.visible_image_rect().toAlignedRect()  # type: ignore[attr-defined]
+
+
+def magenta_pixels(image: QImage) -> int:
+    """Pixels no layer painted (``render_after`` fills with magenta first)."""
+    from app.qt_image import qimage_to_array
+
+    px, _a, _b = qimage_to_array(image)
+    rgb = np.round(px * 255)
+    return int(np.all(rgb == (255, 0, 255), axis=2).sum())
+
+
+@needs_engine
+def test_view_changes_in_the_app_apply_only_the_last_preview(
+    window: object, qtbot: object, tmp_path: Path
+) -> None:
+    from studio_testutil import write_png
+
+    w = window
+    path = write_png(tmp_path / "p.png", 160, 120, seed=3)
+    up = w.upscale  # type: ignore[attr-defined]
+    up.preview.debounce_ms = 0
+    gate_open = hold_previews(up)
     before = set(up.preview.outcomes)
+    up.open_path(path)
+    state = w.upscale_view.state  # type: ignore[attr-defined]
+    canvas = w.upscale_view.active_canvas()  # type: ignore[attr-defined]
     corners = [QPointF(40, 40), QPointF(600, 40), QPointF(40, 440), QPointF(600, 440)]
-    for c in corners[:-1]:
-        state.set_view(8.0, c)
+    for c in [None, *corners[:-1]]:
+        if c is not None:
+            state.set_view(8.0, c)
         # Wait until this view's preview is computing, so the next view has to cancel it.
         qtbot.waitUntil(
-            lambda: up.preview.outcomes[max(up.preview.outcomes)] == "running",  # type: ignore[attr-defined]
-            timeout=10_000,
+            lambda: bool(up.preview.outcomes) and up.preview.outcomes[max(up.preview.outcomes)] == "running",
+            timeout=20_000,
         )
     gate_open.set()
     state.set_view(8.0, corners[-1])
@@ -94,9 +114,105 @@ def test_view_changes_in_the_app_apply_only_the_last_preview(
     new = {rid: o for rid, o in up.preview.outcomes.items() if rid not in before}
     latest = max(new)
     assert new[latest] == "applied"
-    assert [o for rid, o in sorted(new.items()) if rid != latest] == ["cancelled"] * 3
-    # Exactly one new patch was painted, and it covers the last view (the bottom-right corner).
-    patches = canvas.patches()
-    assert len(patches) == 2
-    assert patches[-1].intersects(canvas.visible_image_rect().toAlignedRect())
-    assert patches[-1].contains(corners[-1].toPoint())
+    assert [o for rid, o in sorted(new.items()) if rid != latest] == ["cancelled"] * 4
+    # Only the last view was painted: it is covered, the first corner (cancelled) is not.
+    assert canvas.patches() and up.preview_complete()
+    assert magenta_pixels(canvas.render_after(visible_rect(canvas))) == 0
+    first_corner = QRect(0, 0, 80, 80)
+    assert not any(p.intersects(first_corner) for p in canvas.patches())
+
+
+@needs_engine
+@pytest.mark.slow
+def test_preview_fills_the_visible_region_with_the_models_output(
+    window: object, qtbot: object, tmp_path: Path
+) -> None:
+    """Issue 17.1: at 100 % the whole visible upscaled region becomes the model's output on its own,
+    centre first, piece by piece, with nothing of the placeholder (the original, enlarged) left."""
+    from studio_testutil import write_png
+
+    from app.qt_image import qimage_to_array
+    from dipnet_core.engine import TiledUpscaler
+
+    w = window
+    w.resize(1600, 1000)  # type: ignore[attr-defined]
+    up, view = w.upscale, w.upscale_view  # type: ignore[attr-defined]
+    path = write_png(tmp_path / "wide.png", 480, 320, seed=4)
+    gate_open = hold_previews(up)  # the fit view's preview waits, and is cancelled by the next view
+    up.open_path(path)
+    qtbot.waitUntil(lambda: up.loaded is not None, timeout=30_000)  # type: ignore[attr-defined]
+    pieces: list[tuple[int, int, int, int]] = []
+    up.preview.ready.connect(lambda _rid, _payload, piece: pieces.append(piece[0]))
+    view.actual_btn.click()  # 100 %
+    gate_open.set()
+    qtbot.waitUntil(up.preview_complete, timeout=120_000)  # type: ignore[attr-defined]
+    canvas = view.active_canvas()
+    rect = visible_rect(canvas)
+    assert rect.width() > 1200 and rect.height() > 600  # most of a 1600x1000 window
+    assert len(pieces) >= 3  # painted piece by piece, not in one go
+    cx, cy = rect.center().x() / 4, rect.center().y() / 4
+    first = pieces[0]
+    assert first[0] <= cx <= first[2] and first[1] <= cy <= first[3]  # the centre came first
+
+    shown = canvas.render_after(rect)
+    assert magenta_pixels(shown) == 0
+    seen = np.round(qimage_to_array(shown)[0] * 255)
+    # The model's output for the same region, from a whole-image run of the engine.
+    engine = up.ctx.engine(up.ctx.engine_key())  # type: ignore[attr-defined]
+    with TiledUpscaler(engine.backend) as tiler:
+        full = tiler.upscale(up.loaded.rgb)  # type: ignore[attr-defined]
+    expect = np.round(np.clip(full, 0, 1)[rect.top():rect.bottom() + 1, rect.left():rect.right() + 1] * 255)
+    assert seen.shape == expect.shape
+    assert np.abs(seen - expect).max() <= 2  # tiling error (< 1 level) plus 8-bit rounding
+    # The placeholder (the original enlarged) is far from that: the check can tell them apart.
+    lr = up.loaded.rgb  # type: ignore[attr-defined]
+    nearest = np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1)
+    placeholder = np.round(nearest[rect.top():rect.bottom() + 1, rect.left():rect.right() + 1] * 255)
+    assert np.abs(placeholder - expect).max() > 20
+
+
+@needs_engine
+def test_closing_the_window_with_a_preview_in_flight(ctx: object, qtbot: object, tmp_path: Path) -> None:
+    """Issue 13: a preview result that arrives after its window is gone must be dropped, not crash.
+
+    The held computation ignores the cancel and delivers its pieces and result anyway (as one that
+    was already past its last cancel check would), after the window is closed or deleted.
+    """
+    from studio_testutil import write_png
+
+    from app.window import MainWindow
+    from app.workers import shutdown
+
+    for how in ("close", "delete"):
+        w = MainWindow(ctx)  # type: ignore[arg-type]
+        w.show()
+        up = w.upscale
+        up.preview.debounce_ms = 0
+        gate_open = threading.Event()
+        real = up.preview._compute
+        cancel_seen: list[bool] = []
+
+        def stubborn(payload: object, token: CancelToken, real: object = real, gate: threading.Event = gate_open,
+                     seen: list[bool] = cancel_seen) -> object:
+            gate.wait(20)
+            seen.append(token.cancelled)
+            return list(real(payload, CancelToken()))  # type: ignore[operator]  # runs to the end regardless
+
+        up.preview._compute = stubborn
+        up.open_path(write_png(tmp_path / f"{how}.png", 64, 48))
+        qtbot.waitUntil(lambda up=up: "running" in up.preview.outcomes.values(), timeout=20_000)  # type: ignore[attr-defined]
+        task = up.preview._running[1]
+        if how == "close":
+            w.close()  # cancels the window's work (and would wait for it, but this one is held)
+        else:
+            w.deleteLater()  # gone without a close: deleting the controllers cancels their work
+            QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gate_open.set()
+        assert shutdown(20_000)
+        assert cancel_seen == [True]  # the window's end did cancel it
+        assert task.outcome == "result"  # ... but it delivered a result anyway
+        if how == "close":
+            w.deleteLater()
+            QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        # Deliver the late result to the deleted window's scheduler: it must be dropped quietly.
+        QApplication.processEvents()

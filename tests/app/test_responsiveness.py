@@ -28,7 +28,7 @@ def test_gui_stays_responsive_during_batch_and_training(
         write_png(tmp_path / "hr" / f"h{i}.png", 96, 96, seed=i)
     w.batch.add_inputs([tmp_path / "batch"])  # type: ignore[attr-defined]
     w.batch_view.output_edit.setText(str(tmp_path / "out"))  # type: ignore[attr-defined]
-    tv = w.train_view  # type: ignore[attr-defined]
+    tv = w.train_view.form  # type: ignore[attr-defined]
     tv.add_data_dirs([tmp_path / "hr"])
     tv.set_preset_name("tiny-test")
     tv.name_edit.setText("probe")

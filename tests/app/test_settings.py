@@ -38,8 +38,8 @@ def test_roundtrip_and_forgiving_load(studio_home: Path) -> None:
 
 def test_settings_survive_a_restart_of_the_main_window(ctx: object, qtbot: object, tmp_path: Path) -> None:
     from app.controllers.context import AppContext
-    from app.controllers.models import ModelLibrary
-    from app.views.main_window import MainWindow
+    from app.services.models import ModelLibrary
+    from app.window import MainWindow
 
     w = MainWindow(ctx)  # type: ignore[arg-type]
     qtbot.addWidget(w)  # type: ignore[attr-defined]
@@ -47,7 +47,7 @@ def test_settings_survive_a_restart_of_the_main_window(ctx: object, qtbot: objec
     w.upscale_view.set_mode("side")
     w.upscale_view.format_combo.setCurrentIndex(1)  # JPG
     w.upscale_view.quality_spin.setValue(77)
-    w.batch_view.skip_existing.setChecked(True)
+    w.batch_view.skip_existing.setChecked(False)  # the default skips: overwriting is the choice to keep
     w.batch.add_inputs([tmp_path])
     w.models_view.tile_auto.setChecked(False)
     w.models_view.tile_spin.setValue(384)
@@ -59,11 +59,11 @@ def test_settings_survive_a_restart_of_the_main_window(ctx: object, qtbot: objec
     qtbot.addWidget(w2)  # type: ignore[attr-defined]
     assert w2.upscale_view.mode() == "side"
     assert w2.upscale_view.save_format() == "jpg" and w2.upscale_view.quality_spin.value() == 77
-    assert w2.batch_view.skip_existing.isChecked()
+    assert not w2.batch_view.skip_existing.isChecked()
     assert w2.batch.inputs == [tmp_path]
     assert w2.models_view.tile_size() == 384 and store.settings.tile_size == 384
     assert w2.tabs.currentIndex() == w2.TAB_MODELS
-    assert w2.ctx.current_model() is not None and w2.ctx.current_model().name == "DIPNet official"
+    assert w2.ctx.current_model() is not None and w2.ctx.current_model().name == "dipnet-studio-x4"
     w2.close()
 
 

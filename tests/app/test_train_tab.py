@@ -20,11 +20,11 @@ def _data(root: Path) -> Path:
 
 def _setup(window: object, data: Path, name: str) -> object:
     w = window
-    v = w.train_view  # type: ignore[attr-defined]
-    v.add_data_dirs([data])
-    v.set_preset_name("tiny-test")
-    v.name_edit.setText(name)
-    v.name_edit.editingFinished.emit()
+    f = w.train_view.form  # type: ignore[attr-defined]
+    f.add_data_dirs([data])
+    f.set_preset_name("tiny-test")
+    f.name_edit.setText(name)
+    f.name_edit.editingFinished.emit()
     return w.train  # type: ignore[attr-defined]
 
 
@@ -34,12 +34,12 @@ def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: obj
     events: list[dict] = []
     tc.event.connect(events.append)  # type: ignore[attr-defined]
     with qtbot.waitSignal(tc.runFinished, timeout=170_000) as sig:  # type: ignore[attr-defined]
-        tc.view.start_btn.click()  # type: ignore[attr-defined]
+        tc.view.form.start_btn.click()  # type: ignore[attr-defined]
         assert tc.running  # type: ignore[attr-defined]
     assert sig.args == ["done"], tc.view.banner.text.text()  # type: ignore[attr-defined]
     kinds = {e["type"] for e in events}
     assert {"StageStarted", "Step", "Validation", "StageFinished", "RunFinished", "Result"} <= kinds
-    v = tc.view  # type: ignore[attr-defined]
+    v = tc.view.monitor  # type: ignore[attr-defined]
     stages = [v.stage_list.item(i).text() for i in range(v.stage_list.count())]
     assert all(s.startswith("✔") for s in stages), stages
     assert any("Prune round 1" in s for s in stages) and not any("Prune rounds" in s for s in stages)
@@ -66,31 +66,48 @@ def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: obj
 
 def test_cancel_then_resume_from_checkpoint(window: object, qtbot: object, tmp_path: Path) -> None:
     tc = _setup(window, _data(tmp_path), "tiny-cancel")
-    v = tc.view  # type: ignore[attr-defined]
-    v.teacher_steps.setValue(5000)  # long enough that the cancel surely lands mid-stage
+    f, m = tc.view.form, tc.view.monitor  # type: ignore[attr-defined]
+    f.teacher_steps.setValue(5000)  # long enough that the cancel surely lands mid-stage
     events: list[dict] = []
     tc.event.connect(events.append)  # type: ignore[attr-defined]
     with qtbot.waitSignal(tc.runFinished, timeout=120_000) as sig:  # type: ignore[attr-defined]
-        v.start_btn.click()
+        f.start_btn.click()
         qtbot.waitUntil(
             lambda: any(e["type"] == "Step" and e["step"] >= 3 for e in events),  # type: ignore[attr-defined]
             timeout=100_000,
         )
-        v.cancel_btn.click()
+        # The step line says when the plots get their next (here: first) validation point.
+        assert "next validation at step" in m.step_label.text()
+        assert "first at step" in m.sample_box.title() or m._psnr_data[0]
+        f.cancel_btn.click()
     assert sig.args == ["cancelled"]
-    assert v.resume_btn.isEnabled() and "Resume" in v.stage_label.text()
-    assert v.stage_list.item(0).text().startswith("■")
+    assert f.resume_btn.isEnabled() and "Resume" in m.stage_label.text()
+    assert m.stage_list.item(0).text().startswith("■")
+    assert "left" not in m.step_label.text() and "stopped at step" in m.step_label.text()
+    steps_before = list(m._loss_data["total"][0])
+    assert steps_before and steps_before[-1] >= 3
 
     events.clear()
     with qtbot.waitSignal(tc.runFinished, timeout=120_000) as sig2:  # type: ignore[attr-defined]
-        v.resume_btn.click()
+        f.resume_btn.click()
+        # Resuming redraws the earlier curve from the run's recorded events at once.
+        assert m._loss_data["total"][0][: len(steps_before)] == steps_before
         qtbot.waitUntil(lambda: any(e["type"] == "Step" for e in events), timeout=100_000)  # type: ignore[attr-defined]
-        v.cancel_btn.click()
+        f.cancel_btn.click()
     assert sig2.args == ["cancelled"]
     started = [e for e in events if e["type"] == "StageStarted"]
     assert (
         started and started[0]["stage"] == "teacher" and started[0]["start_step"] >= 2
     )  # resumed, not restarted
+    xs = m._loss_data["total"][0]
+    assert xs[: len(steps_before)] == steps_before and len(xs) > len(steps_before)  # old curve + new points
+
+
+def test_train_tab_explains_its_empty_panels_before_a_run(window: object) -> None:
+    m = window.train_view.monitor  # type: ignore[attr-defined]
+    assert m.stage_list.count() == 1 and "stages" in m.stage_list.item(0).text().lower()
+    form = window.train_view.form  # type: ignore[attr-defined]
+    assert form.val_edit.placeholderText() == "optional folder"  # short enough to show whole
 
 
 def test_frozen_bundle_starts_the_training_child_through_itself(tmp_path: Path, monkeypatch: object) -> None:

@@ -42,13 +42,13 @@ def test_drop_preview_upscale_save(window: object, qtbot: object, tiny_image: Pa
         view.upscale_btn.click()
     assert view.compare.has_after() and view.save_btn.isEnabled()
     assert "Done" in view.status_label.text()
-    assert "DIPNet official" in view.info_label.text()  # model, backend and device are shown
+    assert "dipnet-studio-x4" in view.info_label.text()  # model, backend and device are shown
 
     # Save with the name template (PNG) and check the file.
     view.template_edit.setText("{stem}_x{scale}_{model}")
     view.template_edit.editingFinished.emit()
     target = up.suggested_save_path()
-    assert target.name == "tiny_x4_DIPNet official.png"
+    assert target.name == "tiny_x4_dipnet-studio-x4.png"
     out = tmp_path / "out" / target.name
     out.parent.mkdir()
     with qtbot.waitSignal(up.saved, timeout=20_000) as sig:  # type: ignore[attr-defined]
@@ -160,13 +160,28 @@ def test_unreadable_file_gives_a_readable_message(window: object, qtbot: object,
     assert "broken.png" in text and "Traceback" not in text
 
 
-def test_dropping_a_folder_goes_to_the_batch_tab(window: object, tmp_path: Path) -> None:
+def test_dropping_a_folder_offers_the_batch_tab(window: object, tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     write_png(folder / "a.png", 20, 20)
     w = window
     drop_files(w.upscale_view, [folder])  # type: ignore[attr-defined]
+    banner = w.upscale_view.banner  # type: ignore[attr-defined]
+    assert banner.isVisible() and "1 folder" in banner.text.text()
+    assert w.tabs.currentIndex() == w.TAB_UPSCALE  # type: ignore[attr-defined]  # only offered so far
+    banner.action.click()
     assert w.tabs.currentIndex() == w.TAB_BATCH  # type: ignore[attr-defined]
     assert w.batch.inputs == [folder]  # type: ignore[attr-defined]
+
+
+def test_dropping_several_files_offers_a_batch_that_can_be_declined(window: object, tmp_path: Path) -> None:
+    files = [write_png(tmp_path / f"{n}.png", 20, 20, seed=i) for i, n in enumerate("abc")]
+    w = window
+    drop_files(w.upscale_view, files)  # type: ignore[attr-defined]
+    banner = w.upscale_view.banner  # type: ignore[attr-defined]
+    assert "3 images" in banner.text.text() and banner.action.text() == "Add to Batch"
+    banner.close_btn.click()  # "no thanks"
+    assert not banner.isVisible() and w.batch.inputs == []  # type: ignore[attr-defined]
+    assert w.upscale.loaded is None  # type: ignore[attr-defined]  # nothing was opened either
 
 
 @needs_engine
@@ -184,11 +199,11 @@ def test_paste_from_clipboard(window: object, qtbot: object) -> None:
 
 
 def test_no_model_installed_still_starts(studio_home: Path, qtbot: object, monkeypatch: object) -> None:
-    import app.controllers.models as models_mod
+    import app.services.models as models_mod
     from app.controllers.context import AppContext
-    from app.controllers.models import ModelLibrary
+    from app.services.models import ModelLibrary
     from app.settings import AppPaths, SettingsStore
-    from app.views.main_window import MainWindow
+    from app.window import MainWindow
 
     monkeypatch.setattr(models_mod, "builtin_model_path", lambda: None)  # type: ignore[attr-defined]
     store = SettingsStore(AppPaths.default().ensure())
@@ -203,7 +218,7 @@ def test_no_model_installed_still_starts(studio_home: Path, qtbot: object, monke
 
 @needs_engine
 def test_switching_model_drops_the_old_result(
-    window: object, qtbot: object, tiny_image: Path, official_weights_path: Path
+    window: object, qtbot: object, tiny_image: Path, builtin_weights_path: Path
 ) -> None:
     w = window
     up = w.upscale  # type: ignore[attr-defined]
@@ -214,7 +229,7 @@ def test_switching_model_drops_the_old_result(
     lib = w.ctx.library  # type: ignore[attr-defined]
     lib.rename(w.ctx.current_model().id, "Still the same weights")  # type: ignore[attr-defined]
     assert up.result is not None  # a rename changes nothing the pixels depend on
-    other = lib.import_file(official_weights_path, name="Another model")
+    other = lib.import_file(builtin_weights_path, name="Another model")
     with qtbot.waitSignal(up.preview.ready, timeout=20_000):  # type: ignore[attr-defined]
         lib.set_default(other.id)
     assert up.result is None and not up.view.compare.has_after()
@@ -224,9 +239,9 @@ def test_switching_model_drops_the_old_result(
 def test_first_start_uses_the_builtin_model(studio_home: Path, qtbot: object) -> None:
     """A fresh install (empty settings, empty model folder) is ready to upscale with the shipped model."""
     from app.controllers.context import AppContext
-    from app.controllers.models import ModelLibrary
+    from app.services.models import ModelLibrary
     from app.settings import AppPaths, SettingsStore
-    from app.views.main_window import MainWindow
+    from app.window import MainWindow
 
     store = SettingsStore(AppPaths.default().ensure())
     ctx = AppContext(store, ModelLibrary(store))

@@ -22,7 +22,6 @@ from dipnet_core.batch import (
     ItemStarted,
     ReportError,
     check_name_template,
-    failed_inputs,
     plan_batch,
     run_batch,
 )
@@ -115,7 +114,7 @@ def test_run_continues_past_bad_files(tree: Path, tmp_path: Path, upscaler: Tile
     loaded = BatchReport.load(path)
     assert [e.input for e in loaded.failed] == [e.input for e in report.failed]
     assert [e.output for e in loaded.done] == [e.output for e in report.done]
-    assert sorted(p.name for p in failed_inputs(path)) == sorted(Path(b).name for b in BAD)
+    assert sorted(e.input.name for e in BatchReport.load(path).failed) == sorted(Path(b).name for b in BAD)
 
 
 def test_skip_existing_and_retry_failed(tree: Path, tmp_path: Path, upscaler: TiledUpscaler,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...errors import ModelError
 from ..grid import TileGrid
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ _OOM_MARKERS = (
 )
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(ModelError, RuntimeError):
     """The requested backend/device/precision cannot run on this machine or for this model."""
 
 

@@ -1,4 +1,7 @@
-"""The model library: the built-in model plus the files in the user's models folder.
+"""The model library (a service): the built-in model plus the files in the user's models folder.
+
+Touches the models folder, its index and the settings' default model; no widgets. Views get
+:class:`ModelEntry` values from controllers and never import this module at run time.
 
 Model files live in ``<user data>/models``; display names, measured PSNR and
 speed live in a small JSON index beside it (``models.json``), so renaming never
@@ -11,12 +14,13 @@ import json
 import logging
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from dipnet_core.io.atomic import atomic_write_text
 from dipnet_core.models import ModelLoadError, load_model, read_descriptor
 from dipnet_core.models.loader import MODEL_SUFFIXES
 from dipnet_core.resources import builtin_model_path
@@ -30,6 +34,8 @@ BUILTIN_ID = "builtin"
 
 @dataclass
 class ModelEntry:
+    """One model of the library as the views show it (plain data)."""
+
     id: str
     path: Path
     name: str
@@ -38,7 +44,11 @@ class ModelEntry:
     scale: int = 0
     params: int = 0
     widths: str = ""
-    psnr: float | None = None
+    psnr: float | None = None  # validation PSNR-Y recorded by the training run
+    validation_set: str = ""  # what that validation was on, when the model card says
+    # Standard benchmark scores from the model card (``<name>.card.json`` beside the file), e.g.
+    # [{"set": "Set5", "psnr_y": 30.941, ...}]: the figure to compare models by.
+    benchmarks: list[dict[str, Any]] = field(default_factory=list)
     speed_mps: float | None = None
     # Last "Measure quality" result: {"folder", "n_images", "psnr_y", "ssim_y", "bicubic_psnr_y"}.
     quality: dict[str, Any] | None = None
@@ -60,6 +70,23 @@ def _widths_label(config: dict[str, Any] | None) -> str:
         return DIPNetConfig.from_dict(config).widths_label()
     except (KeyError, TypeError, ValueError):
         return ""
+
+
+def card_path(model: Path) -> Path:
+    """Where a model's machine-readable card lives: ``<stem>.card.json`` beside the file."""
+    return model.with_name(model.stem + ".card.json")
+
+
+def read_card(model: Path) -> dict[str, Any]:
+    """The model card's data, or {} when there is none or it is unreadable (it is informative only)."""
+    try:
+        data = json.loads(card_path(model).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("model card %s unreadable (%s); ignored", card_path(model), exc)
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _safe_name(text: str) -> str:
@@ -92,10 +119,7 @@ class ModelLibrary(QObject):
             return {}
 
     def _save_index(self) -> None:
-        f = self._paths.models_index
-        tmp = f.with_name(f.name + ".tmp")
-        tmp.write_text(json.dumps(self._index, indent=2), encoding="utf-8")
-        tmp.replace(f)
+        atomic_write_text(self._paths.models_index, json.dumps(self._index, indent=2))
 
     # ------------------------------------------------------------------ listing
     def _entry_for(self, id_: str, path: Path, builtin: bool) -> ModelEntry:
@@ -119,6 +143,13 @@ class ModelLibrary(QObject):
             entry.name = d.name
         psnr = meta.get("psnr", d.val_psnr_y)
         entry.psnr = float(psnr) if isinstance(psnr, (int, float)) else None
+        card = read_card(path)
+        entry.benchmarks = [
+            b for b in card.get("benchmarks", [])
+            if isinstance(b, dict) and isinstance(b.get("set"), str) and isinstance(b.get("psnr_y"), (int, float))
+        ]
+        if isinstance(card.get("validation_set"), str):
+            entry.validation_set = card["validation_set"]
         speed = meta.get("speed_mps")
         entry.speed_mps = float(speed) if isinstance(speed, (int, float)) else None
         quality = meta.get("quality")
@@ -173,6 +204,8 @@ class ModelLibrary(QObject):
         target = self._unique_target(name or loaded.descriptor.name or src.stem, src.suffix.lower())
         try:
             shutil.copy2(src, target)
+            if card_path(src).is_file():  # the model card travels with the weights
+                shutil.copy2(card_path(src), card_path(target))
         except OSError as exc:
             raise ModelLoadError(src, f"cannot copy it into {self._paths.models_dir}: {exc}") from exc
         meta: dict[str, Any] = {"name": name or loaded.descriptor.name or src.stem, "origin": origin}
@@ -201,6 +234,7 @@ class ModelLibrary(QObject):
         if entry.builtin:
             raise ValueError("the built-in model cannot be deleted")
         entry.path.unlink(missing_ok=True)
+        card_path(entry.path).unlink(missing_ok=True)
         self._index.pop(id_, None)
         self._save_index()
         if self._store.settings.default_model == id_:
@@ -209,6 +243,8 @@ class ModelLibrary(QObject):
         self.refresh()
 
     def set_default(self, id_: str) -> None:
+        if self._store.settings.default_model == id_ and self.default_entry() is self.get(id_):
+            return  # already the default: nothing changes, so nothing to announce
         self._store.settings.default_model = id_
         self._store.save()
         self.changed.emit()

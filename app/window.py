@@ -1,0 +1,132 @@
+"""The application's composition root: the main window's views plus their controllers, wired together.
+
+The only module that knows both views and controllers; it holds no logic beyond the cross-tab
+wiring, the menu actions that reach more than one tab, and the close sequence.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QUrl
+from PySide6.QtGui import QCloseEvent, QDesktopServices
+
+from .controllers.batch import BatchController
+from .controllers.context import AppContext
+from .controllers.models_tab import ModelsController
+from .controllers.train import TrainController
+from .controllers.upscale import UpscaleController
+from .errors import ErrorReporter
+from .theme import ThemeManager
+from .views.main_window import MainWindowView
+
+
+class MainWindow(MainWindowView):
+    """The main window with its four tab controllers."""
+
+    def __init__(
+        self, ctx: AppContext, reporter: ErrorReporter | None = None, theme: ThemeManager | None = None
+    ) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.theme = theme
+        self.upscale = UpscaleController(self.upscale_view, ctx, reporter, self)
+        self.batch = BatchController(self.batch_view, ctx, reporter, self)
+        self.train = TrainController(self.train_view, ctx, reporter, self)
+        self.models = ModelsController(self.models_view, ctx, theme, reporter, self)
+
+        self.upscale.batchOffered.connect(self._to_batch)
+        self.upscale_view.importModelRequested.connect(self.models.import_dialog)
+        self.train.installed.connect(lambda _e: self.statusBar().showMessage("Model installed", 5000))
+        ctx.engineChanged.connect(self._update_model_status)
+        self._update_model_status()
+        self.darkThemeToggled.connect(self._set_dark)
+        self.models.themeApplied.connect(lambda _mode: self.set_dark_checked(self._is_dark()))
+        self.set_dark_checked(self._is_dark())
+        self.aboutRequested.connect(lambda: self.show_about(self.about_text()))
+        self.logFolderRequested.connect(self.open_log_folder)
+
+        s = ctx.settings
+        if s.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(s.window_geometry.encode("ascii")))
+        else:
+            self.resize(1280, 820)
+        self.tabs.setCurrentIndex(min(max(0, s.current_tab), self.tabs.count() - 1))
+
+    def _to_batch(self, paths: list[Path]) -> None:
+        self.batch.add_inputs(paths)
+        self.tabs.setCurrentIndex(self.TAB_BATCH)
+
+    def _is_dark(self) -> bool:
+        return self.theme.dark if self.theme is not None else self.ctx.settings.theme == "dark"
+
+    def _set_dark(self, dark: bool) -> None:
+        self.models.set_theme("dark" if dark else "light")
+
+    def _update_model_status(self) -> None:
+        entry = self.ctx.current_model()
+        s = self.ctx.settings
+        tile = "auto" if not s.tile_size else f"{s.tile_size}px"
+        self.model_status.setText(
+            f"Model: {entry.name} ×{entry.scale}  ·  backend {s.backend}, device {s.device}, tiles {tile}"
+            if entry
+            else "No model installed"
+        )
+
+    def about_text(self) -> str:
+        """Versions of the app and what it runs on, and the inference backend in use."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        import PySide6
+
+        try:
+            app_version = version("dipnet-studio")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            app_version = "(source tree)"
+        lines = [
+            f"<b>DIPNet Studio</b> {app_version}",
+            "Image super-resolution with DIPNet.",
+            "",
+            f"Python {platform.python_version()} · PySide6 {PySide6.__version__} · Qt {PySide6.QtCore.qVersion()}",
+        ]
+        try:
+            import torch
+
+            lines.append(f"PyTorch {torch.__version__}")
+        except ImportError:
+            pass
+        try:
+            import onnxruntime
+
+            lines.append(f"ONNX Runtime {onnxruntime.__version__}")
+        except ImportError:
+            pass
+        lines.append(f"Backend: {self.ctx.backend_description()}")
+        lines.append(f"Log file: {self.ctx.store.paths.log_file}")
+        return "<br>".join(lines)
+
+    def open_log_folder(self) -> None:
+        folder = self.ctx.store.paths.log_file.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def save_state(self) -> None:
+        s = self.ctx.settings
+        s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
+        s.current_tab = self.tabs.currentIndex()
+        self.ctx.store.save()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.train.running and self.isVisible() and not self.confirm_quit_while_training():
+            event.ignore()
+            return
+        self.save_state()
+        # Stop this window's work first, so no late result reaches a controller being deleted.
+        self.upscale.shutdown()
+        self.batch.cancel()
+        self.train.shutdown()
+        from .workers import shutdown
+
+        shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,212 @@
+"""What the ``dipnet`` commands share: exit codes, argument types, model loading, Ctrl-C, errors.
+
+Nothing here imports torch at module import time: ``dipnet upscale`` on the
+onnxruntime backend must run in an install without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import Cancelled, DipnetError, describe_os_error
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+FORMAT_CHOICES = ("png", "jpg", "webp", "tiff")
+BACKEND_CHOICES = ("auto", "torch", "onnx")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
+
+
+class CliError(DipnetError):
+    """An expected problem found by the CLI itself: printed as one ``error:`` line, exit with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+
+
+def quality(text: str) -> int:
+    try:
+        q = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"quality must be an integer 1-100, not '{text}'") from None
+    if not 1 <= q <= 100:
+        raise argparse.ArgumentTypeError(f"quality must be 1-100, not {q}")
+    return q
+
+
+def positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not '{text}'") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {n}")
+    return n
+
+
+def positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not '{text}'") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text}")
+    return x
+
+
+def add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", metavar="FILE",
+                   help="model file (.safetensors, .pth, .onnx); default: the built-in model")
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tile", type=positive_int, metavar="N",
+                   help="tile size in input pixels (default: automatic)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                   help="inference backend (default: auto)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="device (default: auto)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="compute precision (default: auto, the fastest accurate one for the device)")
+
+
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMAT_CHOICES, help="output format (default: the input's, else png)")
+    p.add_argument("--quality", type=quality, default=95, metavar="Q",
+                   help="JPEG/WebP quality 1-100 (default 95)")
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def resolve_model_path(model: str | None) -> Path:
+    if model:
+        return Path(model)
+    from ..resources import NO_BUILTIN_MODEL, builtin_model_path
+
+    builtin = builtin_model_path()
+    if builtin is None:
+        raise CliError(NO_BUILTIN_MODEL, EXIT_USAGE)
+    return builtin
+
+
+def load(model: str | None) -> Any:
+    from ..models import load_model  # imported here: the model loader may pull in torch
+
+    return load_model(resolve_model_path(model))
+
+
+def make_upscaler(loaded: Any, args: argparse.Namespace) -> Any:
+    from ..engine import TiledUpscaler, create_backend
+
+    backend = create_backend(loaded, backend=args.backend, device=args.device, precision=args.precision)
+    try:
+        return TiledUpscaler(backend, tile_size=args.tile)
+    except ValueError as exc:  # e.g. --tile below the model's minimum: a usage error
+        raise CliError(str(exc), EXIT_USAGE) from exc
+
+
+def describe_backend(upscaler: Any) -> str:
+    backend = getattr(upscaler, "backend", None)
+    if backend is None:
+        return "?"
+    try:
+        return str(backend.describe())
+    except Exception:  # describe() is cosmetic; never let it break a run
+        return f"{getattr(backend, 'name', '?')} on {getattr(backend, 'device', '?')}"
+
+
+# ---------------------------------------------------------------------------------------------- control
+
+
+@contextmanager
+def sigint_cancels(token: Any) -> Iterator[None]:
+    """First Ctrl-C sets ``token`` (the job stops cleanly between tiles); a second one aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+        print("\ncancelling after the current tile (Ctrl-C again to abort now)...", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return EXIT_OK
+    return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
+def expected_error_text(exc: BaseException) -> str:
+    """One line for an expected error; file-system errors in words, without ``[Errno N]``."""
+    if isinstance(exc, OSError) and not isinstance(exc, DipnetError):
+        return describe_os_error(exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory; try a smaller --tile, or a smaller image"
+    return str(exc) or type(exc).__name__
+
+
+def guarded(fn: Callable[[], int]) -> int:
+    """Run a command: expected errors become one ``error:`` line, anything else keeps its traceback.
+
+    Expected are the core's :class:`~dipnet_core.errors.DipnetError` family, file-system
+    errors (``OSError``) and running out of memory. A ``RuntimeError`` or ``ValueError``
+    that is not a ``DipnetError`` is a bug: it propagates with its traceback.
+    Set ``DIPNET_DEBUG=1`` to see tracebacks for the expected ones too.
+    """
+    try:
+        return fn()
+    except CliError as exc:
+        err(str(exc))
+        return exc.code
+    except KeyboardInterrupt:
+        print("\ncancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except (DipnetError, OSError, MemoryError) as exc:
+        if os.environ.get("DIPNET_DEBUG"):
+            raise
+        if isinstance(exc, Cancelled):
+            print("cancelled", file=sys.stderr)
+            return EXIT_CANCELLED
+        err(expected_error_text(exc))
+        return EXIT_FAILED
