@@ -37,7 +37,7 @@ def build_app(argv: list[str] | None = None) -> tuple[QApplication, object]:
     app.setApplicationName("DIPNet Studio")
     app.setOrganizationName("DIPNet")
     app.setDesktopFileName("dipnet-studio")
-    if ICON.exists():
+    if ICON is not None:
         from PySide6.QtGui import QIcon
 
         app.setWindowIcon(QIcon(str(ICON)))
@@ -77,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         for path in done:
             print(f"{verb} {path}")
         return 0
+    # Qt aborts the process (uncatchable) when its xcb plugin lacks system libraries: check first.
+    from .xcb_check import check_xcb, xcb_will_be_used
+
+    hint = check_xcb() if xcb_will_be_used() else None
+    if hint:
+        print(hint, file=sys.stderr)
+        return 1
     app, window = build_app(sys.argv[:1])
     window.show()  # type: ignore[attr-defined]
     if args.image:

@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from dipnet_core.resources import resource_path
+
 __all__ = ["APP_ID", "MIME_TYPES", "DesktopFiles", "desktop_entry", "install_desktop", "uninstall_desktop"]
 
 APP_ID = "dipnet-studio"
@@ -49,7 +51,7 @@ class DesktopFiles:
 
 def _icons_dir() -> Path:
     # Same place the main window takes its icon from (source tree, wheel or bundle).
-    return Path(__file__).resolve().parents[1] / "resources" / "icons"
+    return resource_path("icons") or Path(__file__).resolve().parents[1] / "resources" / "icons"
 
 
 def launch_command() -> list[str]:

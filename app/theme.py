@@ -7,14 +7,13 @@ look; Qt 6.5+ reports the system colour scheme and signals when it changes, so
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
+from dipnet_core.resources import resource_path
+
 ACCENT = QColor(0x3D, 0x8B, 0xFD)
-_QSS_FILE = Path(__file__).resolve().parent.parent / "resources" / "theme" / "studio.qss"
 
 
 def system_is_dark() -> bool:
@@ -83,8 +82,10 @@ class ThemeManager(QObject):
     def apply(self, mode: str) -> None:
         self.mode = mode if mode in ("system", "light", "dark") else "system"
         self._app.setPalette(make_palette(self.dark))
-        qss = _QSS_FILE.read_text(encoding="utf-8") if _QSS_FILE.exists() else ""
-        qss = qss.replace("@theme_dir", _QSS_FILE.parent.as_posix())  # images beside the style sheet
+        qss_file = resource_path("theme", "studio.qss")  # the checkout's resources/ or the wheel's copy
+        qss = qss_file.read_text(encoding="utf-8") if qss_file is not None else ""
+        if qss_file is not None:
+            qss = qss.replace("@theme_dir", qss_file.parent.as_posix())  # images beside the style sheet
         self._app.setStyleSheet(qss.replace("@accent", ACCENT.name()))
 
     def _on_system_changed(self, _scheme: Qt.ColorScheme) -> None:

@@ -38,6 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dipnet_core.eval import evaluate
 from dipnet_core.models import DIPNet, DIPNetConfig, count_parameters, load_model, save_model
 from dipnet_core.models.loader import dipnet_descriptor
 from dipnet_core.models.train_blocks import DIPNetTrain
@@ -46,7 +47,6 @@ from dipnet_core.train import events as ev
 from dipnet_core.train.checkpoint import load_checkpoint, write_json
 from dipnet_core.train.config import ProgressiveStage, TrainConfig, preset
 from dipnet_core.train.context import build_model
-from dipnet_core.train.eval import evaluate
 from dipnet_core.train.pipeline import run_pipeline
 
 

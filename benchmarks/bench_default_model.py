@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_default_model.py [--model FILE] [--rounds 5]
 
-Quality: the standard x4 protocol of ``dipnet_core.train.eval`` (MATLAB bicubic
+Quality: the standard x4 protocol of ``dipnet_core.eval`` (MATLAB bicubic
 LR, PSNR/SSIM on Y with a 4 px border) on Set5 and Set14 from ``../shared``,
 for bicubic, the built-in model (torch fp32, and its ONNX twin on
 onnxruntime) and the official DIPNet weights.
@@ -33,12 +33,12 @@ import numpy as np
 import torch
 
 from dipnet_core.engine import TiledUpscaler, create_backend
+from dipnet_core.eval import evaluate
+from dipnet_core.image_folder import read_rgb_uint8, scan_images
 from dipnet_core.models import load_model
 from dipnet_core.models.dipnet import count_parameters
 from dipnet_core.resize import bicubic_downscale_uint8, modcrop
 from dipnet_core.resources import NO_BUILTIN_MODEL, builtin_model_path
-from dipnet_core.train.data import read_rgb_uint8, scan_images
-from dipnet_core.train.eval import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dipnet_core.eval import evaluate
 from dipnet_core.train.checkpoint import read_json
 from dipnet_core.train.config import load_config
 from dipnet_core.train.context import load_stage_model
-from dipnet_core.train.eval import evaluate
 from dipnet_core.train.pipeline import run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]

@@ -33,7 +33,7 @@ import bench_degraded as bench  # noqa: E402
 
 from dipnet_core.train.config import ProgressiveStage, load_config  # noqa: E402
 from dipnet_core.train.context import load_stage_model  # noqa: E402
-from dipnet_core.train.eval import make_runner  # noqa: E402
+from dipnet_core.eval import make_runner  # noqa: E402
 from dipnet_core.train.pipeline import run_pipeline  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from dipnet_core.eval import evaluate
 from dipnet_core.train.checkpoint import read_json
 from dipnet_core.train.context import load_stage_model
-from dipnet_core.train.eval import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -1,8 +1,10 @@
-"""Where the built-in model ships.
+"""Where the files that ship with the project live: built-in models, theme, icons.
 
-In a source checkout (or editable install) it is ``resources/models/`` at the
-repository root; an installed wheel carries the same files as package data under
-``dipnet_core/_builtin/``.
+In a source checkout (or editable install) they are in ``resources/`` at the
+repository root (the model card sits beside the models there); an installed
+wheel carries the same tree as package data under ``dipnet_core/_resources/``
+(copied by ``setup.py``). Plain files only: the core never loads Qt, the app
+reads the theme and icons through :func:`resource_path`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,20 @@ BUILTIN_MODEL_NAME = "dipnet-studio-x4"
 #: What every command says when it needs the built-in model and this build has none.
 NO_BUILTIN_MODEL = "no built-in model in this build; pass --model FILE"
 
-_CANDIDATE_DIRS = (
-    Path(__file__).resolve().parent / "_builtin",
-    Path(__file__).resolve().parent.parent / "resources" / "models",
-)
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: Searched in order: the installed wheel's copy, then the source checkout.
+RESOURCE_ROOTS = (_PACKAGE_DIR / "_resources", _PACKAGE_DIR.parent / "resources")
+#: Where built-in models are looked for, in the same order.
+_CANDIDATE_DIRS = tuple(root / "models" for root in RESOURCE_ROOTS)
+
+
+def resource_path(*parts: str) -> Path | None:
+    """The shipped file or folder ``resources/<parts>``, or None when this build lacks it."""
+    for root in RESOURCE_ROOTS:
+        candidate = root.joinpath(*parts)
+        if candidate.exists():
+            return candidate
+    return None
 
 
 def builtin_models_dir() -> Path | None:

@@ -1,7 +1,9 @@
 """Fixtures shared by the core and app test suites.
 
-Reference data lives in ``shared/`` beside the repository (never copied into it):
-``<repo>/../shared``. Tests that need it skip with a clear reason when it is absent.
+Tests that need *a* model use the built-in model shipped in ``resources/models`` and a
+synthetic photo-like image, so a bare clone runs them. Only the PSNR anchors need the
+reference data in ``shared/`` beside the repository (``<repo>/../shared``, or the folder
+named by ``DIPNET_SHARED_DIR``); they skip with a clear reason when it is absent.
 """
 
 from __future__ import annotations
@@ -17,25 +19,28 @@ os.environ.setdefault("DIPNET_MEASURE_BACKENDS", "0")
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from synthetic_images import synthetic_photo  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
+SHARED_DIR = Path(os.environ.get("DIPNET_SHARED_DIR") or REPO_ROOT.parent / "shared")
 OFFICIAL_WEIGHTS = SHARED_DIR / "reference" / "dipnet_official_x4.pth"
 SET5_DIR = SHARED_DIR / "benchmarks" / "Set5"
+ANCHOR_SKIP = "PSNR anchor against the authors' published numbers: needs the reference data"
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
-        pytest.skip(f"reference data folder {SHARED_DIR} is absent (expected beside the repository)")
+        pytest.skip(f"{ANCHOR_SKIP}; folder {SHARED_DIR} is absent (expected beside the repository)")
     return SHARED_DIR
 
 
 @pytest.fixture(scope="session")
 def official_weights_path(shared_dir: Path) -> Path:
     if not OFFICIAL_WEIGHTS.is_file():
-        pytest.skip(f"official DIPNet weights {OFFICIAL_WEIGHTS} are absent")
+        pytest.skip(f"{ANCHOR_SKIP}; the authors' weights {OFFICIAL_WEIGHTS} are absent")
     return OFFICIAL_WEIGHTS
 
 
@@ -49,16 +54,38 @@ def official_model(official_weights_path: Path):  # -> dipnet_core.models.Loaded
 @pytest.fixture(scope="session")
 def set5_dir(shared_dir: Path) -> Path:
     if not SET5_DIR.is_dir() or not any(SET5_DIR.glob("*.png")):
-        pytest.skip(f"Set5 benchmark images {SET5_DIR} are absent")
+        pytest.skip(f"{ANCHOR_SKIP}; Set5 images {SET5_DIR} are absent")
     return SET5_DIR
 
 
-@pytest.fixture
-def small_rgb_image(tmp_path: Path, set5_dir: Path) -> Callable[..., Path]:
-    """Factory writing a small real-photo crop: ``small_rgb_image("a.png", size=(48, 40))``.
+@pytest.fixture(scope="session")
+def builtin_weights_path() -> Path:
+    """The shipped built-in model (part of the repository: missing is a failure, not a skip)."""
+    from dipnet_core.resources import builtin_model_path
 
-    Real image content (a Set5 crop) rather than noise, so outputs look like what users feed in.
-    ``size`` is (width, height); ``source`` picks the Set5 image; ``offset`` the crop corner.
+    path = builtin_model_path()
+    assert path is not None, "the built-in model resources/models/dipnet-studio-x4.safetensors is missing"
+    return path
+
+
+@pytest.fixture(scope="session")
+def builtin_model(builtin_weights_path: Path):  # -> dipnet_core.models.LoadedModel
+    from dipnet_core.models import load_model
+
+    return load_model(builtin_weights_path)
+
+
+@pytest.fixture(scope="session")
+def photo() -> Callable[..., np.ndarray]:
+    """``photo(source="baby")``: the reproducible photo-like 512x512 RGB uint8 image for ``source``."""
+    return synthetic_photo
+
+
+@pytest.fixture
+def small_rgb_image(tmp_path: Path) -> Callable[..., Path]:
+    """Factory writing a small photo-like crop: ``small_rgb_image("a.png", size=(48, 40))``.
+
+    ``size`` is (width, height); ``source`` picks the synthetic photo; ``offset`` the crop corner.
     """
     from PIL import Image
 
@@ -66,10 +93,8 @@ def small_rgb_image(tmp_path: Path, set5_dir: Path) -> Callable[..., Path]:
              offset: tuple[int, int] = (200, 180), folder: Path | None = None) -> Path:
         path = (folder or tmp_path) / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        with Image.open(set5_dir / f"{source}.png") as im:
-            x, y = offset
-            crop = im.convert("RGB").crop((x, y, x + size[0], y + size[1]))
-        crop.save(path)
+        x, y = offset
+        Image.fromarray(synthetic_photo(source)[y:y + size[1], x:x + size[0]]).save(path)
         return path
 
     return make

@@ -190,7 +190,7 @@ class ModelsController(TabController):
             device = "cuda" if torch.cuda.is_available() else "cpu"
 
         def run(token: CancelToken, report: Any) -> dict[str, Any]:
-            from dipnet_core.train.eval import evaluate
+            from dipnet_core.eval import evaluate
 
             return evaluate(entry.path, folder, scale=entry.scale or 4, device=device, cancel=token,
                             progress=lambda done, total, name: report((done, total, name)))

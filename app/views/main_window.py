@@ -12,12 +12,15 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
+from dipnet_core.resources import resource_path
+
 from .batch_view import BatchView
 from .models_view import ModelsView
 from .train_view import TrainView
 from .upscale_view import UpscaleView
 
-ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "dipnet-studio.svg"
+# The checkout's resources/ or the installed wheel's copy; None in a build without icons.
+ICON = resource_path("icons", "dipnet-studio.svg")
 
 
 class MainWindowView(QMainWindow):
@@ -31,7 +34,7 @@ class MainWindowView(QMainWindow):
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("DIPNet Studio")
-        if ICON.exists():
+        if ICON is not None:
             self.setWindowIcon(QIcon(str(ICON)))
         self.upscale_view = UpscaleView()
         self.batch_view = BatchView()

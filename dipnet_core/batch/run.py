@@ -1,8 +1,9 @@
 """Running a batch: upscale planned items one by one, continuing past files that fail.
 
 :func:`run_batch` reports typed events through a callback and returns a
-:class:`BatchReport`. Outputs are written atomically by ``io.write_image`` only
-after the whole image is upscaled, so a cancelled or failed item never leaves a
+:class:`BatchReport`. Outputs are written atomically (``engine.upscale_image_to_file``:
+PNG streamed to a temporary file as tile rows finish, other formats written whole)
+and appear only once complete, so a cancelled or failed item never leaves a
 partial file behind; temporary files that a killed earlier run left in an
 output folder are removed before the first write into it.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import Cancelled, DipnetError, describe_os_error
-from ..io import ImageWriteError, read_image, remove_stale_temp_files, write_image
+from ..io import ImageWriteError, read_image, remove_stale_temp_files
 from ..io.atomic import file_blocking_folder
 from .animation import animation_plan, upscale_animation
 from .plan import BatchItem
@@ -175,7 +176,7 @@ UpscalerSource = Union["TiledUpscaler", Callable[[], "TiledUpscaler"]]
 def run_batch(items: Sequence[BatchItem], upscaler: UpscalerSource, *, quality: int = 95,
               cancel: CancelToken | None = None, pause: threading.Event | None = None,
               on_event: Callable[[BatchEvent], None] | None = None, model: str = "",
-              backend: str = "") -> BatchReport:
+              backend: str = "", png_compression: int | None = None) -> BatchReport:
     """Upscale every item, continuing past failures; events go to ``on_event`` on the calling thread.
 
     ``upscaler`` is a ``TiledUpscaler`` or a zero-argument factory for one, called only
@@ -184,6 +185,7 @@ def run_batch(items: Sequence[BatchItem], upscaler: UpscalerSource, *, quality: 
     ``pause`` is an Event the GUI sets to pause and clears to resume; it is honoured
     between files and between tiles. ``cancel`` stops the batch between files or tiles;
     the report is then marked ``cancelled`` and lists only the items that finished.
+    ``png_compression``: PNG level 0-9 (None: the writer's default, see ``io.stream_png``).
     """
     emit = on_event or (lambda _e: None)
     report = BatchReport(model=model, backend=backend)
@@ -193,7 +195,7 @@ def run_batch(items: Sequence[BatchItem], upscaler: UpscalerSource, *, quality: 
             remove_stale_temp_files(folder)
     source = _UpscalerSource(upscaler)
     try:
-        _run_items(items, source, report, emit, quality, cancel, pause)
+        _run_items(items, source, report, emit, quality, cancel, pause, png_compression)
     finally:
         source.close()
     emit(BatchFinished(report))
@@ -219,9 +221,9 @@ class _UpscalerSource:
 
 
 def _upscale_item(item: BatchItem, upscaler: Any, quality: int, cancel: CancelToken | None,
-                  on_tile: Callable[..., None]) -> str:
+                  on_tile: Callable[..., None], png_compression: int | None = None) -> str:
     """Read, upscale and write one item; returns its warning ("" when none)."""
-    from ..engine import upscale_image
+    from ..engine import upscale_image_to_file
 
     img = read_image(item.input)
     warning = ""
@@ -236,20 +238,19 @@ def _upscale_item(item: BatchItem, upscaler: Any, quality: int, cancel: CancelTo
             return ""
         warning = animation_warning(item.input, img.frames, why)
         logger.info("%s", warning)  # the caller shows it (event and report)
-    result = upscale_image(img, upscaler, cancel=cancel, progress=on_tile)
-    if cancel is not None and cancel.cancelled:
-        raise Cancelled("cancelled by the user")
     _prepare_folder(item.output)
     # Plan time checked outputs against every input by path; the writer re-checks this item's
     # own input by file identity (hard links, case-insensitive folders). Passing every input
     # would cost a stat per input per file: quadratic on big folders.
-    write_image(item.output, result, quality=quality, overwrite=True, protect=(item.input,))
+    # PNG streams rows to the encoder as tile rows finish; a cancel publishes no file.
+    upscale_image_to_file(img, upscaler, item.output, quality=quality, png_compression=png_compression,
+                          overwrite=True, protect=(item.input,), cancel=cancel, progress=on_tile)
     return warning
 
 
 def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: BatchReport,
                emit: Callable[[BatchEvent], None], quality: int, cancel: CancelToken | None,
-               pause: threading.Event | None) -> None:
+               pause: threading.Event | None, png_compression: int | None = None) -> None:
     eta = _Eta(items)
 
     def failed(pos: int, item: BatchItem, error: str) -> None:
@@ -285,7 +286,7 @@ def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: Batc
         # Outside the per-file try: a backend that cannot be built is not this file's fault.
         active = source.get()
         try:
-            warning = _upscale_item(item, active, quality, cancel, on_tile)
+            warning = _upscale_item(item, active, quality, cancel, on_tile, png_compression)
         except Cancelled:
             report.cancelled = True
             break

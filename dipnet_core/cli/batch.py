@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     with sigint_cancels(token):
         try:
             report = run_batch(items, upscaler or factory, quality=args.quality, cancel=token,
-                               on_event=printer, model=str(loaded.path), backend=backend_text)
+                               on_event=printer, model=str(loaded.path), backend=backend_text,
+                               png_compression=args.png_compression)
         finally:
             printer.close()
             if upscaler is not None:

@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with sigint_cancels(token), upscaler:
         report = run_batch(items, upscaler, quality=args.quality, cancel=token, on_event=on_event,
-                           model=str(loaded.path), backend=describe_backend(upscaler))
+                           model=str(loaded.path), backend=describe_backend(upscaler),
+                           png_compression=args.png_compression)
     if report.cancelled:
         print("cancelled; no partial files were written", file=sys.stderr)
         return EXIT_CANCELLED

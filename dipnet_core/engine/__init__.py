@@ -8,7 +8,8 @@ Typical use::
     out = upscaler.upscale(pixels, cancel=token, progress=callback)
 
 ``upscale_iter`` is the generator form the GUI runs on a worker thread;
-``upscale_image`` handles grey, alpha and metadata. Module map:
+``upscale_image`` handles grey, alpha and metadata; ``upscale_image_to_file`` also writes the
+file, streaming PNG rows to an encoder thread as tile rows finish (``TiledUpscaler.iter_bands``). Module map:
 
 * ``backends``: :class:`Backend`, torch and onnxruntime implementations, the measured
   automatic choice (``backend.choice.reason``) and ``create_backend``.
@@ -33,14 +34,23 @@ from .backends import (
     export_onnx_bytes,
     is_out_of_memory,
 )
-from .image import upscale_image, upscale_image_iter
+from .image import upscale_image, upscale_image_iter, upscale_image_to_file
 from .tiling import TileBox, plan_tiles
-from .upscaler import DEFAULT_OVERLAP, TiledUpscaler, TileProgress, auto_tile_size, default_overlap
+from .upscaler import (
+    DEFAULT_OVERLAP,
+    OutputBand,
+    TiledUpscaler,
+    TileProgress,
+    auto_tile_size,
+    default_overlap,
+)
 
 __all__ = [
-    "DEFAULT_OVERLAP", "Backend", "BackendUnavailable", "EngineChoice", "OnnxRuntimeBackend", "TileBox", "TileProgress",
+    "DEFAULT_OVERLAP", "Backend", "BackendUnavailable", "EngineChoice", "OnnxRuntimeBackend", "OutputBand",
+    "TileBox", "TileProgress",
     "TiledUpscaler", "TorchBackend", "auto_tile_size", "available_backends", "create_backend", "default_overlap",
     "export_onnx_bytes", "is_out_of_memory", "plan_tiles", "upscale_image", "upscale_image_iter",
+    "upscale_image_to_file",
 ]
 
 

@@ -33,6 +33,10 @@ more than 32 px.
 
 Peak memory is the output array plus about one tile's working set per worker:
 tiles are written straight into a preallocated output as they finish.
+:meth:`TiledUpscaler.iter_bands` holds no whole output at all: it runs the plan
+tile row by tile row and hands over each finished band of output rows (already
+quantized to the file's integer samples by the tile workers, if asked), so a
+streaming writer can encode it while the next row computes.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -73,6 +77,9 @@ GPU_TILE_MAX = 2048
 MEMORY_FRACTION_CPU = 0.25
 MEMORY_FRACTION_GPU = 0.5
 
+#: Float values quantized at once per tile in banded jobs (1 MB of float32 scratch per worker).
+_QUANTIZE_CHUNK_VALUES = 1 << 18
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -102,6 +109,23 @@ class TileProgress:
     @property
     def fraction(self) -> float:
         return self.done / self.total if self.total else 1.0
+
+
+@dataclass(frozen=True)
+class OutputBand:
+    """Finished output rows ``y0 .. y0 + height`` of every plane of a banded job, handed over top to bottom.
+
+    ``planes`` holds one array per input plane, in the order given to
+    :meth:`TiledUpscaler.iter_bands`: ``height x W x 3`` for colour, ``height x W``
+    for a single channel; float32 in [0, 1], or what the job's ``quantize`` returns.
+    """
+
+    y0: int
+    planes: tuple[np.ndarray, ...] = field(repr=False, compare=False)
+
+    @property
+    def height(self) -> int:
+        return int(self.planes[0].shape[0])
 
 
 def auto_tile_size(backend: Backend, height: int, width: int) -> int:
@@ -189,8 +213,11 @@ class _Pass:
     out: np.ndarray  # (sH)x(sW)x3 or (sH)x(sW), float32
     phase: str
     tasks: list[tuple[Box, Box]]  # (window, core) in src coordinates
-    origin: tuple[int, int]  # src coordinates of out[0, 0] (for regions)
+    origin: tuple[int, int]  # src coordinates of out[0, 0] (for regions and bands)
     tile: int
+    #: Float tile in [0, 1] -> the samples ``out`` stores (integer bands for a file); None: float32 as is.
+    quantize: Callable[[np.ndarray], np.ndarray] | None = None
+    row: int = 0  # index of the tile row, for banded jobs
 
 
 class TiledUpscaler:
@@ -304,6 +331,78 @@ class TiledUpscaler:
         return (max(bounds[0], core[0] - ov) // a * a, max(bounds[1], core[1] - ov) // a * a,
                 min(bounds[2], core[2] + ov), min(bounds[3], core[3] + ov))
 
+    def iter_bands(self, planes: Sequence[tuple[np.ndarray, str]], cancel: CancelToken | None = None, *,
+                   quantize: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> Generator[TileProgress | OutputBand, None, None]:
+        """Upscale same-sized planes of one image tile row by tile row, yielding finished bands top to bottom.
+
+        ``planes``: ``(pixels, phase)`` pairs, e.g. the colour plane as ``"rgb"``
+        and the alpha plane as ``"alpha"`` (pixels as for :meth:`upscale_iter`).
+        Yields a :class:`TileProgress` per finished tile and an :class:`OutputBand`
+        as soon as every tile of a tile row of every plane is done. Each band
+        holds exactly what the same rows of :meth:`upscale_iter`'s result hold
+        (passed through ``quantize``, e.g. ``to_uint8``, inside the tile workers),
+        so only the rows being computed, not the whole output, are in memory:
+        about two bands while tile workers cross from one row into the next.
+        """
+        if not planes:
+            raise ValueError("no planes to upscale")
+        srcs = [(self._as_planes(px), phase) for px, phase in planes]
+        h, w = srcs[0][0].shape[:2]
+        if any(src.shape[:2] != (h, w) for src, _ in srcs):
+            raise ValueError(f"planes differ in size: {[src.shape[:2] for src, _ in srcs]}")
+        s = self.backend.scale
+        m = self.backend.min_size
+        if h < m or w < m:
+            # Padded up to the model's minimum: tiny, so run it whole and hand it over as one band.
+            passes = [self._make_pass(src, phase) for src, phase in srcs]
+            yield from self._run_passes(passes, cancel)
+            outs = [self._finish(p, src) for p, (src, _) in zip(passes, srcs)]
+            yield OutputBand(0, tuple(quantize(o) if quantize is not None else o for o in outs))
+            return
+
+        tile = self.tile_size_for(h, w)
+        rows: dict[tuple[int, int], list[tuple[Box, Box]]] = {}
+        for b in self.plan(h, w):
+            rows.setdefault((b.core_y0, b.core_y1), []).append((b.window, b.core))
+        row_list = list(rows.items())
+        dtype = np.float32 if quantize is None else quantize(np.zeros((1, 1), np.float32)).dtype
+        open_bands: dict[int, list[_Pass]] = {}
+        left: dict[int, int] = {}
+
+        def jobs() -> Iterator[tuple[_Pass, tuple[Box, Box]]]:
+            # Lazy, so a row's band buffers exist only from its first submitted tile to its hand-over.
+            for r, ((cy0, cy1), tasks) in enumerate(row_list):
+                band = []
+                for src, phase in srcs:
+                    shape = (s * (cy1 - cy0), s * w) + ((3,) if src.ndim == 3 else ())
+                    band.append(_Pass(src, np.empty(shape, dtype), phase, tasks, (0, cy0), tile, quantize, r))
+                open_bands[r] = band
+                left[r] = len(tasks) * len(band)
+                for p in band:
+                    for task in p.tasks:
+                        yield p, task
+
+        total_tiles = sum(len(t) for _, t in row_list) * len(srcs)
+        tracker = _Tracker(total_tiles, h * w * len(srcs))
+        self._tracker = tracker
+        check(cancel)
+        next_row = 0
+        try:
+            for p, core in self._execute_jobs(jobs(), cancel, parallel=total_tiles > 1):
+                yield tracker.tile_done((core[2] - core[0]) * (core[3] - core[1]), p.phase,
+                                        min(tile, self._oom_limit or tile), core, self._core_view(p, core))
+                left[p.row] -= 1
+                while left.get(next_row) == 0:
+                    band = open_bands.pop(next_row)
+                    del left[next_row]
+                    yield OutputBand(s * band[0].origin[1], tuple(bp.out for bp in band))
+                    next_row += 1
+                check(cancel)
+        finally:
+            self._tracker = None
+            open_bands.clear()
+
     def close(self) -> None:
         """Stop the worker threads (they are also stopped at interpreter exit)."""
         if self._pool is not None:
@@ -381,21 +480,27 @@ class TiledUpscaler:
 
     def _execute(self, p: _Pass, cancel: CancelToken | None) -> Generator[Box, None, None]:
         """Run the pass's tasks (in worker threads when there are several) and yield each finished core."""
-        def job(task: tuple[Box, Box]) -> Box:
-            self._process(p, task[0], task[1])
-            return task[1]
+        for _, core in self._execute_jobs(((p, t) for t in p.tasks), cancel, parallel=len(p.tasks) > 1):
+            yield core
 
-        if self.workers <= 1 or len(p.tasks) <= 1:
-            for task in p.tasks:
+    def _execute_jobs(self, jobs: Iterator[tuple[_Pass, tuple[Box, Box]]], cancel: CancelToken | None,
+                      parallel: bool) -> Generator[tuple[_Pass, Box], None, None]:
+        """Run ``(pass, (window, core))`` jobs, pulled lazily in order, and yield each finished one."""
+        def job(item: tuple[_Pass, tuple[Box, Box]]) -> tuple[_Pass, Box]:
+            p, (window, core) = item
+            self._process(p, window, core)
+            return p, core
+
+        if self.workers <= 1 or not parallel:
+            for item in jobs:
                 check(cancel)
-                yield job(task)
+                yield job(item)
             return
         pool = self._get_pool()
-        todo = iter(p.tasks)
-        pending: set[Future[Box]] = set()
+        pending: set[Future[tuple[_Pass, Box]]] = set()
         try:
-            for task in todo:
-                pending.add(pool.submit(job, task))
+            for item in jobs:
+                pending.add(pool.submit(job, item))
                 if len(pending) >= self.workers:
                     break
             while pending:
@@ -404,9 +509,9 @@ class TiledUpscaler:
                     yield f.result()
                     # Cancelled between tiles: nothing new starts; the finally waits for the running ones.
                     check(cancel)
-                    task = next(todo, None)
-                    if task is not None:
-                        pending.add(pool.submit(job, task))
+                    item = next(jobs, None)
+                    if item is not None:
+                        pending.add(pool.submit(job, item))
         finally:
             for f in pending:
                 f.cancel()
@@ -456,7 +561,22 @@ class TiledUpscaler:
         cx0, cy0, cx1, cy1 = (core[0] - window[0], core[1] - window[1], core[2] - window[0], core[3] - window[1])
         tile = y[0, :, s * cy0:s * cy1, s * cx0:s * cx1].transpose(1, 2, 0)
         dst = self._core_view(p, core)
-        if p.out.ndim == 3:
+        if p.quantize is None:
+            self._clip_into(tile, dst)
+            return
+        # A quantized band gets exactly the float32 values a float output would hold, then rounded;
+        # a few rows at a time, so the float scratch stays small next to the band.
+        step = max(1, _QUANTIZE_CHUNK_VALUES // max(1, tile.shape[1] * tile.shape[2]))
+        for r in range(0, tile.shape[0], step):
+            part = dst[r:r + step]
+            res = np.empty(part.shape, np.float32)
+            self._clip_into(tile[r:r + step], res)
+            part[...] = p.quantize(res)
+
+    @staticmethod
+    def _clip_into(tile: np.ndarray, dst: np.ndarray) -> None:
+        """Model output (h x w x 3) clipped to [0, 1] into ``dst``: colour as is, one channel as the mean."""
+        if dst.ndim == 3:
             np.clip(tile, 0.0, 1.0, out=dst)
         else:
             np.clip(tile.mean(axis=2, dtype=np.float32), 0.0, 1.0, out=dst)

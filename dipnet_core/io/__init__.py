@@ -18,9 +18,14 @@ from .formats import (
 )
 from .limits import get_max_image_pixels, set_max_image_pixels
 from .reader import read_image
-from .writer import write_image
+from .stream_png import DEFAULT_PNG_COMPRESSION
+from .writer import STREAMABLE_FORMATS, ImageStreamWriter, open_image_stream, write_image
 
 __all__ = [
+    "DEFAULT_PNG_COMPRESSION",
+    "STREAMABLE_FORMATS",
+    "ImageStreamWriter",
+    "open_image_stream",
     "SUPPORTED_READ_EXTENSIONS",
     "SUPPORTED_WRITE_EXTENSIONS",
     "SUPPORTED_WRITE_FORMATS",

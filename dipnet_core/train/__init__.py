@@ -2,7 +2,8 @@
 
 Pure Python/PyTorch (no Qt). Entry points: :func:`run_pipeline` with a
 :class:`TrainConfig` (see :func:`preset`), the stage functions in
-:mod:`.stages`, :func:`~.eval.evaluate`, and ``train_main``/``eval_main`` in :mod:`.cli`.
+:mod:`.stages` (one module per stage), the loop in :mod:`.loop`, and
+``train_main``/``eval_main`` in :mod:`.cli` (evaluation itself is :mod:`dipnet_core.eval`).
 """
 
 from .config import ConfigError, TrainConfig, load_config, preset, preset_names, save_config

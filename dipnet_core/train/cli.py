@@ -97,9 +97,11 @@ def train_main(args: argparse.Namespace) -> int:
     from .config import ConfigError
     from .events import ProgressPrinter
     from .pipeline import run_pipeline
+    from .stages.common import check_model_files
 
     try:
         cfg = config_from_args(args)
+        check_model_files(cfg)  # a missing teacher or starting model: say so before anything starts
     except (ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -124,7 +126,7 @@ def train_main(args: argparse.Namespace) -> int:
 
 
 def eval_main(args: argparse.Namespace) -> int:
-    from .eval import evaluate
+    from ..eval import evaluate
 
     model = args.model
     if model is None:

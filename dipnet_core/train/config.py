@@ -7,7 +7,7 @@ here as Python values rather than only as files so that an installed package
 
 Patch sizes are given in **LR pixels** (``lr_patch``): the HR crop is
 ``lr_patch * scale``. This avoids the usual HR/LR ambiguity; the ESA branch
-needs LR inputs of at least 15 px.
+needs LR inputs of at least ``models.blocks.min_input_size()`` px.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ from typing import Any
 import tomllib
 
 from ..errors import ConfigError as _CoreConfigError
+from ..models.blocks import min_input_size
 from .degrade import DegradationConfig, validate_degradation
 
 __all__ = [
+    "BUILTIN",
     "PRESETS",
+    "CompareConfig",
     "ConfigError",
     "DataConfig",
     "DistillConfig",
@@ -47,7 +50,10 @@ __all__ = [
     "save_config",
 ]
 
-MIN_LR_PATCH = 15  # ESA: stride-2 3x3 conv then a 7x7 max-pool
+MIN_LR_PATCH = min_input_size()  # ESA: stride-2 3x3 conv then a 7x7 max-pool
+
+#: A model path meaning "the model shipped with the app" (student.from_model) or its teacher (teacher.path).
+BUILTIN = "builtin"
 
 
 class ConfigError(_CoreConfigError):
@@ -94,12 +100,16 @@ class StudentConfig:
     # and expansion). distill_1 then continues from its weights, EMA and anchor adapters instead
     # of a random student, so a follow-up run (new data, more steps) builds on finished work.
     init: str | None = None
+    # Adaptation: start from a finished, fused DIPNet model file ("builtin" = the app's built-in
+    # model), re-expanded into training blocks that compute exactly the same function. The
+    # student then has that model's widths (feat/mid/n_blocks/esa above are not used).
+    from_model: str | None = None
 
 
 @dataclass
 class TeacherConfig:
     kind: str = "train"  # "train" (our own wide/deep DIPNet-family), "file", or "none"
-    path: str | None = None  # model file for kind = "file"
+    path: str | None = None  # model file for kind = "file"; "builtin" = the built-in model's teacher
     # kind = "train" only: continue from this teacher output (stages/teacher/model.pt, same
     # widths) instead of random weights; the stage then runs `steps` more steps.
     init: str | None = None
@@ -132,6 +142,10 @@ class DistillConfig:
     lr: float = 5e-4
     min_lr_ratio: float = 0.01
     warmup_steps: int = 0
+    # Warm-up at the start of every later progressive phase too: each phase starts a fresh optimizer,
+    # whose first Adam steps move every weight by about the full learning rate, which is harmless
+    # from scratch but knocks a finished model (adaptation) off its optimum.
+    phase_warmup_steps: int = 0
     ema_decay: float = 0.999
     grad_clip: float = 0.0  # 0 = off
 
@@ -179,6 +193,15 @@ class ExportConfig:
 
 
 @dataclass
+class CompareConfig:
+    """The comparison every run ends with: new model vs its starting model vs bicubic."""
+
+    # Also compare on this benchmark folder; "auto" = Set5 in the reference data folder beside the
+    # repository (../shared/benchmarks/Set5) when present, "" = only the validation images.
+    benchmark_dir: str = "auto"
+
+
+@dataclass
 class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -188,6 +211,10 @@ class RunConfig:
     log_every: int = 20
     val_every: int = 500
     ckpt_every: int = 200
+    # Validate once before a stage's first step, so a monitor shows the starting quality at once.
+    validate_early: bool = True
+    # Measure a few steps of each stage first and state the expected time of the whole run.
+    estimate_time: bool = True
 
 
 @dataclass
@@ -201,6 +228,7 @@ class TrainConfig:
     prune: PruneConfig = field(default_factory=PruneConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     preset: str = ""
 
     def validate(self) -> None:
@@ -209,10 +237,15 @@ class TrainConfig:
             raise ConfigError(f"teacher.kind must be 'train', 'file' or 'none', got {self.teacher.kind!r}")
         if self.teacher.kind == "file" and not self.teacher.path:
             raise ConfigError("teacher.kind = 'file' needs teacher.path")
+        if self.student.init and self.student.from_model:
+            raise ConfigError("student.init and student.from_model exclude each other (one starting point)")
+        if self.student.from_model and self.student.expansion < 1.0:
+            raise ConfigError("student.from_model needs student.expansion >= 1 to re-expand the fused model exactly")
         if self.teacher.init and self.teacher.kind != "train":
             raise ConfigError(f"teacher.init only applies to teacher.kind = 'train' (is {self.teacher.kind!r})")
-        for key, init in (("teacher.init", self.teacher.init), ("student.init", self.student.init)):
-            if init and not Path(init).is_file():
+        for key, init in (("teacher.init", self.teacher.init), ("student.init", self.student.init),
+                          ("student.from_model", self.student.from_model)):
+            if init and not (key == "student.from_model" and init == BUILTIN) and not Path(init).is_file():
                 raise ConfigError(f"{key}: no such file '{init}'")
         if self.data.scale < 1:
             raise ConfigError(f"data.scale must be >= 1, got {self.data.scale}")
@@ -395,7 +428,7 @@ def _tiny_test() -> TrainConfig:
     return TrainConfig(
         preset="tiny-test",
         run=RunConfig(seed=0, device="cpu", amp=False, threads=1, out_dir="runs/tiny-test",
-                      log_every=2, val_every=4, ckpt_every=2),
+                      log_every=2, val_every=4, ckpt_every=2, estimate_time=False),
         data=DataConfig(val_fraction=0.25, val_max_images=2, val_crop=64, cache=True),
         student=StudentConfig(feat=12, mid=12, n_blocks=2, esa=8, expansion=1.0),
         teacher=TeacherConfig(kind="train", feat=16, mid=16, n_blocks=4, esa=8, steps=6, lr_patch=16, batch=4,
@@ -406,6 +439,7 @@ def _tiny_test() -> TrainConfig:
                           finetune_batch=2, lr=1e-3, latency_size=[24, 24], latency_repeats=1),
         finetune=FinetuneConfig(steps=2, lr_patch=16, batch=2, lr=5e-4),
         export=ExportConfig(name="tiny-test", onnx=True),
+        compare=CompareConfig(benchmark_dir=""),  # the validation images only: tests stay fast
     )
 
 
@@ -456,7 +490,38 @@ def _paper() -> TrainConfig:
     )
 
 
+def _adapt() -> TrainConfig:
+    """Minutes on a CPU: adapt the built-in model to the user's kind of images.
+
+    About 8 minutes of training on a quiet 2-core Zen 4 (the default model's own logs:
+    ~0.5 s per step of a larger student at 48 px LR patches), plus a minute or two for
+    validation, export and the closing comparison.
+
+    The student starts as the built-in model (re-expanded into training blocks, so
+    it starts exactly as good as that model); the teacher is the built-in model's
+    teacher. Full method: enhanced-HR target, multi-anchor distillation, two
+    progressive phases; no pruning (the widths stay the built-in model's), and a
+    low learning rate so the model keeps what it knew.
+    """
+    return TrainConfig(
+        preset="adapt",
+        run=RunConfig(seed=0, device="auto", amp=True, threads=0, out_dir="runs/adapt",
+                      log_every=20, val_every=400, ckpt_every=100),
+        data=DataConfig(val_fraction=0.1, val_max_images=8, val_crop=256, cache=True, texture_tries=4),
+        student=StudentConfig(feat=48, mid=32, n_blocks=4, esa=16, expansion=2.0, from_model=BUILTIN),
+        teacher=TeacherConfig(kind="file", path=BUILTIN),
+        distill=DistillConfig(alpha=1.0, beta=0.1,
+                              stages=[ProgressiveStage(32, 1000, 8), ProgressiveStage(48, 600, 8)],
+                              lr=1e-4, min_lr_ratio=0.05, warmup_steps=50, phase_warmup_steps=50,
+                              ema_decay=0.995),
+        prune=PruneConfig(enabled=False),
+        finetune=FinetuneConfig(steps=0),
+        export=ExportConfig(name="dipnet-adapted", onnx=True),
+    )
+
+
 PRESETS: dict[str, typing.Callable[[], TrainConfig]] = {
+    "adapt": _adapt,
     "tiny-test": _tiny_test,
     "quick-cpu": _quick_cpu,
     "paper": _paper,

@@ -1,4 +1,4 @@
-"""Everything a stage needs about the run: config, folder, device, data, teacher, events.
+"""Everything a stage needs about the run: config, folder, device, data, events, stage files.
 
 The run folder::
 
@@ -15,6 +15,7 @@ The run folder::
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,14 @@ import torch
 from torch import nn
 
 from ..cancel import CancelToken
+from ..models.blocks import min_input_size
 from ..models.dipnet import DIPNet, DIPNetConfig
 from ..models.train_blocks import DIPNetTrain
 from . import events as ev
 from .checkpoint import load_checkpoint, read_json, save_checkpoint, write_json
-from .config import TrainConfig, config_to_dict
+from .config import ConfigError, TrainConfig, config_to_dict, load_config, save_config
 from .data import ImageSet, ValItem, load_val_set, scan_images, split_train_val
 from .distributed import DistInfo, barrier, init_distributed
-from .teacher import Teacher, build_teacher_model, load_teacher_file
 
 __all__ = ["RunContext", "arch_of", "build_model", "load_stage_model", "prepare_data", "resolve_device"]
 
@@ -103,7 +104,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[ImageSet, list[ValItem], list[tuple[
     d = cfg.data
     if not d.train_dirs:
         raise ValueError("no training folder given (data.train_dirs / --data)")
-    min_side = 15 * d.scale  # below this not even one LR patch fits the ESA branch
+    min_side = min_input_size() * d.scale  # below this not even one LR patch fits the ESA branch
     skipped: list[tuple[str, str]] = []
     paths: list[Path] = []
     lr_paths: list[Path] | None = [] if d.paired_lr_dirs else None
@@ -139,8 +140,6 @@ _RECIPE_KEYS = ("student", "teacher", "distill", "reparam", "prune")
 
 def _check_same_recipe(run_dir: Path, config: TrainConfig) -> None:
     """Refuse to resume a run folder that was started with a different recipe."""
-    from .config import ConfigError, load_config
-
     if not (run_dir / "state.json").exists() or not (run_dir / "config.toml").exists():
         return
     try:
@@ -168,8 +167,8 @@ class RunContext:
     val: list[ValItem] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
-    _teacher: Teacher | None = None
-    _teacher_loaded: bool = False
+    # Objects loaded once per run and shared by stages (e.g. the frozen teacher, see stages.teacher).
+    cache: dict[str, Any] = field(default_factory=dict)
     _log: Any = None
     _printer: ev.ProgressPrinter | None = None
 
@@ -178,8 +177,6 @@ class RunContext:
     @classmethod
     def open(cls, config: TrainConfig, callback: ev.Callback | None = None, cancel: CancelToken | None = None,
              resume: bool = True, load_data: bool = True) -> RunContext:
-        from .config import save_config
-
         config.validate()
         if config.run.threads > 0:
             torch.set_num_threads(config.run.threads)
@@ -243,6 +240,12 @@ class RunContext:
     def log(self, message: str) -> None:
         self.emit(ev.Log(message))
 
+    def log_error(self, exc: BaseException) -> None:
+        """Send an :class:`~.events.Error` and keep the full traceback in ``log.txt`` for a bug report."""
+        self.emit(ev.Error(f"{type(exc).__name__}: {exc}"))
+        if self._log is not None:
+            self._log.write("".join(traceback.format_exception(exc)))
+
     # -- state ----------------------------------------------------------------------------------
 
     def stage_dir(self, stage: str) -> Path:
@@ -300,28 +303,3 @@ class RunContext:
         if "last_model" not in self.state:
             raise RuntimeError("no stage has produced a model yet")
         return self.run_dir / self.state["last_model"]
-
-    # -- teacher --------------------------------------------------------------------------------
-
-    def teacher(self) -> Teacher | None:
-        """The frozen teacher for distillation (loaded once), or None for teacher.kind = 'none'."""
-        if self._teacher_loaded:
-            return self._teacher
-        tc, scale = self.config.teacher, self.config.data.scale
-        if tc.kind == "train":
-            if not self.is_done("teacher"):
-                raise RuntimeError("the teacher stage has not finished; run train_teacher first")
-            module, _ = self.load_output("teacher")
-            self._teacher = Teacher(module, scale, name="own teacher")
-        elif tc.kind == "file":
-            assert tc.path is not None
-            self._teacher = load_teacher_file(tc.path, scale)
-        else:
-            self._teacher = None
-        if self._teacher is not None:
-            self._teacher.to(self.device)
-        self._teacher_loaded = True
-        return self._teacher
-
-    def new_teacher_model(self) -> DIPNet:
-        return build_teacher_model(self.config.teacher, self.config.data.scale).to(self.device)

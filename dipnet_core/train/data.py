@@ -39,6 +39,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import InputError
+from ..image_folder import IMAGE_SUFFIXES, READ_ERRORS, image_size, read_rgb_uint8, scan_images
+from ..models.blocks import min_input_size
 from ..resize import bicubic_downscale_uint8, imresize, modcrop
 from .degrade import Degrader
 
@@ -59,98 +61,9 @@ __all__ = [
     "split_train_val",
 ]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
 
 class DataError(InputError, RuntimeError):
     """No usable training data (the message says why and lists what was skipped)."""
-
-
-try:  # the app's reader raises its own error type (not an OSError)
-    from ..io import ImageReadError as _ImageReadError
-except ImportError:  # pragma: no cover - io is part of the package
-    class _ImageReadError(Exception):  # type: ignore[no-redef]
-        pass
-
-READ_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, _ImageReadError)
-
-
-def _is_image_path(p: Path) -> bool:
-    try:
-        from ..io import is_image_path  # the colleague's io knows every format the app reads
-
-        return bool(is_image_path(p))
-    except ImportError:
-        return p.suffix.lower() in IMAGE_SUFFIXES
-
-
-def read_rgb_uint8(path: str | Path) -> np.ndarray:
-    """Decode an image to HxWx3 uint8 (grey is replicated, alpha dropped, 16-bit rounded).
-
-    Raises ``OSError``/``ValueError`` naming the file when it cannot be decoded.
-    """
-    try:
-        from ..io import read_image
-    except ImportError:
-        read_image = None
-    if read_image is not None:
-        pixels = np.asarray(read_image(path).pixels, dtype=np.float32)
-        img = np.clip(np.round(pixels * 255.0), 0, 255).astype(np.uint8)
-    else:
-        from PIL import Image
-
-        try:
-            with Image.open(path, formats=("PNG", "JPEG", "BMP", "TIFF", "WEBP")) as im:
-                im.load()
-                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    arr = np.asarray(im, dtype=np.float64)
-                    img = np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)
-                else:
-                    img = np.asarray(im.convert("RGB"))
-        except Exception as exc:  # PIL raises many types for corrupt files
-            raise OSError(f"cannot read image '{path}': {exc}") from exc
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    elif img.shape[2] > 3:
-        img = img[..., :3]
-    return np.ascontiguousarray(img)
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the header only; full decoding is deferred to first use."""
-    from PIL import Image
-
-    from ..io.formats import DECODER_FORMATS
-
-    with Image.open(path, formats=DECODER_FORMATS) as im:  # never a plugin that runs a program
-        w, h = im.size
-    return h, w
-
-
-def scan_images(dirs: Sequence[str | Path], min_side: int = 0) -> tuple[list[Path], list[tuple[str, str]]]:
-    """All images under ``dirs`` (recursive, sorted), plus the skipped ones as ``(path, reason)``."""
-    found: list[Path] = []
-    skipped: list[tuple[str, str]] = []
-    for d in dirs:
-        root = Path(d)
-        if not root.is_dir():
-            skipped.append((str(root), "folder not found"))
-            continue
-        for p in sorted(root.rglob("*")):
-            if not p.is_file() or not _is_image_path(p):
-                continue
-            try:
-                h, w = _image_size(p)
-            except Exception as exc:  # unreadable header: corrupt, truncated, not an image
-                skipped.append((str(p), f"unreadable: {type(exc).__name__}: {exc}"))
-                continue
-            if min(h, w) < min_side:
-                skipped.append((str(p), f"too small ({w}x{h} px, need at least {min_side} px per side)"))
-                continue
-            found.append(p)
-    return found, skipped
 
 
 def split_train_val(paths: Sequence[Path], fraction: float, max_val: int) -> tuple[list[Path], list[Path]]:
@@ -199,7 +112,7 @@ class ImageSet:
     def size(self, i: int) -> tuple[int, int]:
         """(height, width) of the HR image after modcrop (from the header; EXIF rotation may swap them)."""
         if i not in self._sizes:
-            h, w = _image_size(self.paths[i])
+            h, w = image_size(self.paths[i])
             self._sizes[i] = (h - h % self.scale, w - w % self.scale)
         return self._sizes[i]
 
@@ -387,7 +300,7 @@ def load_val_set(paths: Sequence[Path], scale: int, crop: int = 0,
                  skipped: list[tuple[str, str]] | None = None) -> list[ValItem]:
     """HR -> modcrop -> optional centre crop -> benchmark LR (MATLAB bicubic, rounded to uint8)."""
     items: list[ValItem] = []
-    min_hr = 15 * scale
+    min_hr = min_input_size() * scale
     for p in paths:
         try:
             hr = read_rgb_uint8(p)

@@ -1,4 +1,4 @@
-"""torch.distributed helpers: DDP under torchrun, or a local multi-process launch.
+"""torch.distributed helpers for DDP under torchrun (local launches: :mod:`.launch`).
 
 Under ``torchrun`` (``WORLD_SIZE > 1`` in the environment) the process group is
 initialised from the environment: gloo on CPU, nccl on CUDA. Rank 0 alone logs,
@@ -9,7 +9,6 @@ part of each sample's seed, see :mod:`.data`).
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +20,7 @@ __all__ = [
     "any_true",
     "barrier",
     "broadcast_object",
-    "free_port",
     "init_distributed",
-    "launch_local",
 ]
 
 
@@ -78,38 +75,3 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _local_worker(rank: int, world_size: int, port: int, config_dict: dict[str, Any], stages: list[str] | None,
-                  resume: bool) -> None:
-    os.environ.update(WORLD_SIZE=str(world_size), RANK=str(rank), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from .config import config_from_dict
-    from .pipeline import run_pipeline
-
-    cfg = config_from_dict(config_dict)
-    try:
-        run_pipeline(cfg, resume=resume, only=stages)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def launch_local(config: Any, world_size: int, stages: list[str] | None = None, resume: bool = True) -> None:
-    """Run :func:`~dipnet_core.train.pipeline.run_pipeline` in ``world_size`` local processes (DDP).
-
-    The CPU equivalent of ``torchrun --nproc-per-node N``; ``stages`` limits the
-    run to the named stages (e.g. ``["teacher", "distill_1"]``).
-    """
-    import torch.multiprocessing as mp
-
-    from .config import config_to_dict
-
-    mp.spawn(_local_worker, args=(world_size, free_port(), config_to_dict(config), stages, resume),
-             nprocs=world_size, join=True)

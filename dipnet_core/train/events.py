@@ -18,7 +18,9 @@ import numpy as np
 __all__ = [
     "Callback",
     "CheckpointSaved",
+    "Comparison",
     "Error",
+    "Estimate",
     "Event",
     "Log",
     "ProgressPrinter",
@@ -84,6 +86,24 @@ class RunFinished(Event):
 
 
 @dataclass
+class Comparison(Event):
+    """The run's closing comparison (the ``comparison`` stage's metrics, see train.stages.compare):
+    ``datasets[name]["psnr_y"|"ssim_y"][model key or "bicubic"]``, ``models[key]["label"|"path"]``,
+    ``reference`` (the key the new model is judged against), ``worse_than_reference``, ``summary``."""
+
+    comparison: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Estimate(Event):
+    """Expected time of the stages still to run, measured on this machine before they start."""
+
+    total_s: float
+    stages: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    seconds_per_step: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class Error(Event):
     message: str
 
@@ -136,6 +156,12 @@ class ProgressPrinter:
             self._print(f"== {event.stage} done {summary}")
         elif isinstance(event, RunFinished):
             self._print(f"finished: {event.model_path}" + (f" + {event.onnx_path}" if event.onnx_path else ""))
+        elif isinstance(event, Estimate):
+            per = ", ".join(f"{k} {format_eta(v)}" for k, v in event.stages.items())
+            self._print(f"expected time: {format_eta(event.total_s)} on this machine ({per})")
+        elif isinstance(event, Comparison):
+            for line in str(event.comparison.get("summary", "")).splitlines():
+                self._print(f"comparison: {line}")
         elif isinstance(event, Error):
             self._print(f"ERROR: {event.message}")
         elif isinstance(event, Log):

@@ -65,10 +65,6 @@ class MultiAnchorLoss:
     def __init__(self, pairs: Sequence[tuple[int, int]]) -> None:
         self.pairs = list(pairs)
 
-    def select(self, student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]
-               ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        return ([student_feats[s - 1] for s, _ in self.pairs], [teacher_feats[t - 1] for _, t in self.pairs])
-
     def __call__(self, adapted: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
         losses = [F.l1_loss(a.float(), t.detach().float()) for a, t in zip(adapted, teacher_feats, strict=True)]
         return torch.stack(losses).mean()
@@ -78,7 +74,8 @@ class DistillLoss:
     """``hr_weight * L1(sr, hr) + alpha * L1(sr, teacher_sr) + beta * multi-anchor``.
 
     Terms with zero weight (or no teacher) are not computed. Returns the total
-    and a dict of the parts (floats) for logging.
+    and a dict of the detached parts (still tensors on the device: the training
+    loop reads them on the host only at log steps) including ``"total"``.
     """
 
     def __init__(self, hr_weight: float = 1.0, alpha: float = 0.0, beta: float = 0.0,
@@ -88,7 +85,7 @@ class DistillLoss:
 
     def __call__(self, sr: torch.Tensor, hr: torch.Tensor, teacher_sr: torch.Tensor | None = None,
                  adapted: Sequence[torch.Tensor] | None = None, teacher_anchors: Sequence[torch.Tensor] | None = None
-                 ) -> tuple[torch.Tensor, dict[str, float]]:
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         parts: dict[str, torch.Tensor] = {}
         total = sr.new_zeros((), dtype=torch.float32)
         if self.hr_weight > 0:
@@ -100,6 +97,6 @@ class DistillLoss:
         if self.beta > 0 and adapted is not None and teacher_anchors is not None:
             parts["anchor"] = self.anchor(adapted, teacher_anchors)
             total = total + self.beta * parts["anchor"]
-        logged = {k: float(v.detach()) for k, v in parts.items()}
-        logged["total"] = float(total.detach())
+        logged = {k: v.detach() for k, v in parts.items()}
+        logged["total"] = total.detach()
         return total, logged

@@ -2,13 +2,12 @@
 
 Read top to bottom: open the run (config, data, device, DDP) -> teacher ->
 progressive distillation -> reparameterization -> pruning rounds with fine-tunes
--> final fine-tune -> export. Finished stages (``state.json``) are skipped;
+-> final fine-tune -> export -> comparison with the starting model and bicubic. Finished stages (``state.json``) are skipped;
 the stage in progress resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from . import events as ev
 from . import stages
 from .config import TrainConfig, load_config
 from .context import RunContext
+from .estimate import estimate_run
+from .stages.common import check_model_files
 
 __all__ = ["PipelineResult", "resume_config", "run_pipeline", "stage_plan"]
 
@@ -39,7 +40,7 @@ def stage_plan(config: TrainConfig, n_prune_rounds: int | None = None) -> list[s
     if config.prune.enabled:
         names += [f"prune_{i}" for i in range(1, (n_prune_rounds or 0) + 1)] if n_prune_rounds is not None \
             else ["prune_*"]
-    return names + ["finetune", "export"]
+    return names + ["finetune", "export", stages.compare_stage]
 
 
 def resume_config(run_dir: str | Path) -> TrainConfig:
@@ -63,6 +64,10 @@ def run_pipeline(config: TrainConfig, callback: ev.Callback | None = None, cance
         return only is None or name in only
 
     try:
+        check_model_files(config)
+        if config.run.estimate_time and ctx.is_main:
+            ctx.emit(estimate_run(ctx, only))
+
         if config.teacher.kind == "train" and wanted("teacher"):
             stages.train_teacher(ctx)
 
@@ -83,14 +88,19 @@ def run_pipeline(config: TrainConfig, callback: ev.Callback | None = None, cance
 
         if wanted("export"):
             stages.export(ctx)
+
+        if wanted(stages.compare_stage):
+            stages.compare(ctx)
+
+        if ctx.is_done("export") and (wanted("export") or wanted(stages.compare_stage)):
+            exported = ctx.state["exported"]
+            ctx.emit(ev.RunFinished(exported["model_path"], exported.get("onnx_path"), ctx.state.get("metrics", {})))
     except Cancelled as exc:
         ctx.log(f"stopped: {exc}; run again with resume to continue")
         return PipelineResult("cancelled", ctx.run_dir, metrics=ctx.state.get("metrics", {}),
                               skipped_images=ctx.skipped)
     except Exception as exc:
-        ctx.emit(ev.Error(f"{type(exc).__name__}: {exc}"))
-        if ctx._log is not None:
-            ctx._log.write(traceback.format_exc())
+        ctx.log_error(exc)
         raise
     finally:
         ctx.close()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
-from studio_testutil import needs_engine, write_png
+from studio_testutil import write_png
 
 
 def _tree(root: Path) -> Path:
@@ -17,7 +18,7 @@ def _tree(root: Path) -> Path:
     return src
 
 
-@needs_engine
+@pytest.mark.slow
 def test_batch_with_a_bad_file_then_retry(window: object, qtbot: object, tmp_path: Path) -> None:
     from dipnet_core.batch import BatchReport
 
@@ -62,7 +63,6 @@ def test_batch_with_a_bad_file_then_retry(window: object, qtbot: object, tmp_pat
     assert {r.status for r in v.model.rows} == {"skipped"}
 
 
-@needs_engine
 def test_batch_pause_and_cancel(window: object, qtbot: object, tmp_path: Path) -> None:
     src = tmp_path / "many"
     for i in range(4):
@@ -103,7 +103,6 @@ def test_the_missing_input_message_goes_once_an_input_is_added(window: object, t
     assert banner.isHidden()
 
 
-@needs_engine
 def test_running_a_batch_again_keeps_earlier_outputs_by_default(
     window: object, qtbot: object, tmp_path: Path
 ) -> None:

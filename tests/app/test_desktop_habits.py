@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
-from studio_testutil import needs_engine, write_png
+from studio_testutil import write_png
 
 
 def menu_titles(w: object) -> dict[str, list[str]]:
@@ -77,7 +77,6 @@ def test_status_line_after_a_failed_open(window: object, qtbot: object, tmp_path
     assert "Could not open bad.png" in view.status_label.text()
 
 
-@needs_engine
 def test_the_view_does_not_move_while_an_upscale_runs(window: object, qtbot: object, tmp_path: Path) -> None:
     w = window
     up, view = w.upscale, w.upscale_view  # type: ignore[attr-defined]
@@ -98,7 +97,6 @@ def test_the_view_does_not_move_while_an_upscale_runs(window: object, qtbot: obj
     assert canvas_geometry() == before
 
 
-@needs_engine
 def test_space_toggles_before_and_after_at_the_current_zoom(window: object, qtbot: object, tmp_path: Path) -> None:
     w = window
     up, view = w.upscale, w.upscale_view  # type: ignore[attr-defined]
@@ -116,7 +114,6 @@ def test_space_toggles_before_and_after_at_the_current_zoom(window: object, qtbo
     assert not canvas.showing_before and canvas.render_after(rect) == after
 
 
-@needs_engine
 def test_zoom_and_split_survive_opening_the_next_image(window: object, qtbot: object, tmp_path: Path) -> None:
     w = window
     up, view = w.upscale, w.upscale_view  # type: ignore[attr-defined]
@@ -135,7 +132,6 @@ def test_zoom_and_split_survive_opening_the_next_image(window: object, qtbot: ob
     assert view.state.fit_mode
 
 
-@needs_engine
 def test_recent_files_are_in_the_file_menu(window: object, qtbot: object, tmp_path: Path) -> None:
     w = window
     up = w.upscale  # type: ignore[attr-defined]

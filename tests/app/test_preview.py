@@ -10,7 +10,6 @@ import pytest
 from PySide6.QtCore import QEvent, QPointF, QRect
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
-from studio_testutil import needs_engine
 
 from app.controllers.preview import PreviewScheduler
 from dipnet_core.cancel import CancelToken
@@ -83,7 +82,6 @@ def magenta_pixels(image: QImage) -> int:
     return int(np.all(rgb == (255, 0, 255), axis=2).sum())
 
 
-@needs_engine
 def test_view_changes_in_the_app_apply_only_the_last_preview(
     window: object, qtbot: object, tmp_path: Path
 ) -> None:
@@ -122,7 +120,6 @@ def test_view_changes_in_the_app_apply_only_the_last_preview(
     assert not any(p.intersects(first_corner) for p in canvas.patches())
 
 
-@needs_engine
 @pytest.mark.slow
 def test_preview_fills_the_visible_region_with_the_models_output(
     window: object, qtbot: object, tmp_path: Path
@@ -171,7 +168,6 @@ def test_preview_fills_the_visible_region_with_the_models_output(
     assert np.abs(placeholder - expect).max() > 20
 
 
-@needs_engine
 def test_closing_the_window_with_a_preview_in_flight(ctx: object, qtbot: object, tmp_path: Path) -> None:
     """Issue 13: a preview result that arrives after its window is gone must be dropped, not crash.
 

@@ -27,11 +27,20 @@ def test_roundtrip(qapp: object, bits: int, channels: int, alpha: bool) -> None:
         assert back_a is None
 
 
-def test_owns_its_pixels(qapp: object) -> None:
-    px = np.zeros((4, 4, 3), np.float32)
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_owns_its_pixels(qapp: object, dtype: type) -> None:
+    """The QImage keeps its own copy: changing or freeing the caller's array leaves it intact."""
+    rng = np.random.default_rng(2)
+    levels = rng.integers(1, 255, (16, 24, 3), dtype=np.uint8)
+    px = levels.copy() if dtype is np.uint8 else levels.astype(np.float32) / 255.0
     img = array_to_qimage(px)
+    px[...] = 0  # a view of the caller's buffer would now read zeros
     del px
-    assert img.pixelColor(1, 1).red() == 0
+    churn = [np.full((16, 24, 3), 7, dtype) for _ in range(64)]  # reuse freed memory
+    back = np.array([[[c.red(), c.green(), c.blue()] for c in (img.pixelColor(x, y) for x in range(24))]
+                     for y in range(16)], dtype=np.uint8)
+    np.testing.assert_array_equal(back, levels)
+    del churn
 
 
 def test_rejects_bad_shapes(qapp: object) -> None:

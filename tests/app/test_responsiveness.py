@@ -9,16 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from studio_testutil import needs_engine, write_png
+from studio_testutil import write_png
 
-from app.controllers.train import train_available
 from app.diagnostics import GapProbe
 
 LENIENT_WORST_GAP_MS = 500.0
 
 
-@needs_engine
-@pytest.mark.skipif(train_available() is not None, reason="dipnet_core.train not available")
+@pytest.mark.slow
 def test_gui_stays_responsive_during_batch_and_training(
     window: object, qtbot: object, tmp_path: Path
 ) -> None:

@@ -5,11 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from studio_testutil import engine_missing, write_png
-
-from app.controllers.train import train_available
-
-pytestmark = pytest.mark.skipif(train_available() is not None, reason="dipnet_core.train not available")
+from studio_testutil import write_png
 
 
 def _data(root: Path) -> Path:
@@ -28,7 +24,7 @@ def _setup(window: object, data: Path, name: str) -> object:
     return w.train  # type: ignore[attr-defined]
 
 
-@pytest.mark.skipif(engine_missing() is not None, reason="dipnet_core.engine not available")
+@pytest.mark.slow
 def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: object, tmp_path: Path) -> None:
     tc = _setup(window, _data(tmp_path), "tiny-app-model")
     events: list[dict] = []
@@ -64,6 +60,7 @@ def test_tiny_run_end_to_end_then_install_and_upscale(window: object, qtbot: obj
     assert "tiny-app-model" in up.view.info_label.text()
 
 
+@pytest.mark.slow
 def test_cancel_then_resume_from_checkpoint(window: object, qtbot: object, tmp_path: Path) -> None:
     tc = _setup(window, _data(tmp_path), "tiny-cancel")
     f, m = tc.view.form, tc.view.monitor  # type: ignore[attr-defined]
@@ -110,6 +107,7 @@ def test_train_tab_explains_its_empty_panels_before_a_run(window: object) -> Non
     assert form.val_edit.placeholderText() == "optional folder"  # short enough to show whole
 
 
+@pytest.mark.slow
 def test_frozen_bundle_starts_the_training_child_through_itself(tmp_path: Path, monkeypatch: object) -> None:
     """A PyInstaller bundle has no ``python -m``: its own executable takes ``--train-runner``."""
     import json

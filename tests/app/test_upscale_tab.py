@@ -8,7 +8,7 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
-from studio_testutil import needs_engine, write_png
+from studio_testutil import write_png
 
 
 def drop_files(target: object, paths: list[Path]) -> None:
@@ -28,7 +28,6 @@ def drop_files(target: object, paths: list[Path]) -> None:
     assert drop.isAccepted()
 
 
-@needs_engine
 def test_drop_preview_upscale_save(window: object, qtbot: object, tiny_image: Path, tmp_path: Path) -> None:
     w = window
     view, up = w.upscale_view, w.upscale  # type: ignore[attr-defined]
@@ -73,7 +72,6 @@ def test_drop_preview_upscale_save(window: object, qtbot: object, tiny_image: Pa
     assert str(tiny_image) in w.ctx.settings.recent_files  # type: ignore[attr-defined]
 
 
-@needs_engine
 def test_cancel_full_upscale(window: object, qtbot: object, tmp_path: Path, monkeypatch: object) -> None:
     import threading
 
@@ -184,7 +182,6 @@ def test_dropping_several_files_offers_a_batch_that_can_be_declined(window: obje
     assert w.upscale.loaded is None  # type: ignore[attr-defined]  # nothing was opened either
 
 
-@needs_engine
 def test_paste_from_clipboard(window: object, qtbot: object) -> None:
     from PySide6.QtGui import QColor, QImage
 
@@ -216,7 +213,6 @@ def test_no_model_installed_still_starts(studio_home: Path, qtbot: object, monke
     w.close()
 
 
-@needs_engine
 def test_switching_model_drops_the_old_result(
     window: object, qtbot: object, tiny_image: Path, builtin_weights_path: Path
 ) -> None:

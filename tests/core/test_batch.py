@@ -1,10 +1,9 @@
-"""The batch job with the real official model over a small folder tree with good and bad files."""
+"""The batch job with the real shipped built-in model over a small folder tree with good and bad files."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,8 +32,8 @@ BAD = ("sub/truncated.png", "empty.jpg", "notes.png")
 
 
 @pytest.fixture(scope="module")
-def upscaler(official_model) -> Iterator[TiledUpscaler]:
-    with TiledUpscaler(create_backend(official_model, backend="torch", device="cpu")) as up:
+def upscaler(builtin_model) -> Iterator[TiledUpscaler]:
+    with TiledUpscaler(create_backend(builtin_model, backend="torch", device="cpu")) as up:
         yield up
 
 
@@ -206,8 +205,25 @@ def test_cancel_mid_image_leaves_no_file(tree: Path, tmp_path: Path, upscaler: T
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == set()
 
 
+class _WatchedPause(threading.Event):
+    """A pause flag that records the batch thread looking at it (how the test knows it is waiting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls_while_set = 0
+        self.polled = threading.Event()
+
+    def is_set(self) -> bool:
+        value = super().is_set()
+        if value and threading.current_thread() is not threading.main_thread():
+            self.polls_while_set += 1
+            if self.polls_while_set >= 3:  # seen paused on several checks: it is inside the wait
+                self.polled.set()
+        return value
+
+
 def test_pause_holds_between_files(tree: Path, tmp_path: Path, upscaler: TiledUpscaler) -> None:
-    pause = threading.Event()
+    pause = _WatchedPause()
     pause.set()
     started = threading.Event()
     items = plan_batch([tree / "a.png"], tmp_path / "out")
@@ -220,11 +236,11 @@ def test_pause_holds_between_files(tree: Path, tmp_path: Path, upscaler: TiledUp
     worker = threading.Thread(target=lambda: result.append(run_batch(items, upscaler, pause=pause,
                                                                     on_event=on_event)))
     worker.start()
-    time.sleep(0.3)
-    assert not started.is_set()  # paused before the first file
+    assert pause.polled.wait(30), "the batch never checked its pause flag"
+    assert not started.is_set() and worker.is_alive()  # paused before the first file
     pause.clear()
     worker.join(timeout=30)
-    assert result and len(result[0].done) == 1
+    assert result and len(result[0].done) == 1 and started.is_set()
 
 
 def test_upscaler_factory_not_called_when_everything_is_skipped(tree: Path, tmp_path: Path) -> None:

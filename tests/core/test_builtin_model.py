@@ -1,6 +1,6 @@
 """The built-in model (issue 6): it ships, loads, matches its ONNX twin and keeps the quality its card states.
 
-Everything runs on the real shipped files in ``resources/models`` and real Set5 images.
+Everything runs on the real shipped files in ``resources/models``; the quality check needs the real Set5 images.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from dipnet_core.eval import evaluate
 from dipnet_core.models import DIPNet, load_model
 from dipnet_core.resize import bicubic_downscale_uint8, modcrop
 from dipnet_core.resources import BUILTIN_MODEL_NAME, builtin_model_path
 from dipnet_core.train.data import read_rgb_uint8
-from dipnet_core.train.eval import evaluate
 
 REPO = Path(__file__).resolve().parents[2]
 CARD = REPO / "resources" / "models" / "README.md"
@@ -61,12 +61,12 @@ def test_shipped_model_is_pruned_to_fast_widths(shipped: Path) -> None:
     assert cfg.macs_per_input_pixel() <= DIPNetConfig.uniform(44, 38).macs_per_input_pixel()
 
 
-def test_onnx_twin_matches(shipped: Path, set5_dir: Path) -> None:
+def test_onnx_twin_matches(shipped: Path, photo) -> None:
     import onnxruntime as ort
 
     twin = shipped.with_suffix(".onnx")
     assert twin.exists(), f"{twin} is missing"
-    hr = modcrop(read_rgb_uint8(set5_dir / "butterfly.png"), 4)[:160, :200]
+    hr = modcrop(photo("butterfly"), 4)[:160, :200]
     x = bicubic_downscale_uint8(hr, 4).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
     with torch.inference_mode():
         ref = load_model(shipped).module.eval()(torch.from_numpy(x)).numpy()

@@ -1,4 +1,4 @@
-"""Engine tests on the real official DIPNet weights and small real Set5 crops (no model mocks).
+"""Engine tests on the real shipped built-in model and small photo-like crops (no model mocks).
 
 Fault injection (out-of-memory, run counting) wraps a real backend; the model always runs.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,9 +35,8 @@ from dipnet_core.models import LoadedModel
 ONE_LEVEL = 1.0 / 255.0
 
 
-def _crop(set5_dir: Path, name: str, x: int, y: int, w: int, h: int) -> np.ndarray:
-    with Image.open(set5_dir / f"{name}.png") as im:
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+def _crop(photo: Callable[..., np.ndarray], name: str, x: int, y: int, w: int, h: int) -> np.ndarray:
+    rgb = photo(name).astype(np.float32) / 255.0
     return np.ascontiguousarray(rgb[y:y + h, x:x + w])
 
 
@@ -50,7 +49,7 @@ def _max_level_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _reference(model: LoadedModel, x: np.ndarray, clip: bool = True) -> np.ndarray:
-    """Plain eager forward pass of the official module on the whole image."""
+    """Plain eager forward pass of the model's module on the whole image."""
     assert model.module is not None
     with torch.inference_mode():
         t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
@@ -59,14 +58,14 @@ def _reference(model: LoadedModel, x: np.ndarray, clip: bool = True) -> np.ndarr
 
 
 @pytest.fixture(scope="module")
-def fp32(official_model: LoadedModel) -> Backend:
-    return create_backend(official_model, backend="torch", device="cpu", precision="fp32")
+def fp32(builtin_model: LoadedModel) -> Backend:
+    return create_backend(builtin_model, backend="torch", device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="module")
-def crops(set5_dir: Path) -> list[np.ndarray]:
+def crops(photo: Callable[..., np.ndarray]) -> list[np.ndarray]:
     # Large enough that a 128 px tile (the smallest size the overlap table covers) really splits them.
-    return [_crop(set5_dir, "baby", 100, 100, 150, 136), _crop(set5_dir, "butterfly", 60, 70, 140, 150)]
+    return [_crop(photo, "baby", 100, 100, 150, 136), _crop(photo, "butterfly", 60, 70, 140, 150)]
 
 
 @pytest.fixture(scope="module")
@@ -156,34 +155,34 @@ def test_plan_tiles_rejects_impossible_settings(kwargs: dict[str, int]) -> None:
 # ------------------------------------------------------------------------------------------ parity
 
 
-def test_whole_image_matches_plain_forward(official_model: LoadedModel, fp32: Backend, small: np.ndarray) -> None:
+def test_whole_image_matches_plain_forward(builtin_model: LoadedModel, fp32: Backend, small: np.ndarray) -> None:
     y = TiledUpscaler(fp32).upscale(small)
     assert y.shape == (4 * small.shape[0], 4 * small.shape[1], 3) and y.dtype == np.float32
-    assert float(np.abs(y - _reference(official_model, small)).max()) < 1e-5
+    assert float(np.abs(y - _reference(builtin_model, small)).max()) < 1e-5
     assert y.min() >= 0.0 and y.max() <= 1.0
 
 
-def test_tiled_matches_whole_image_within_one_level(official_model: LoadedModel, fp32: Backend,
+def test_tiled_matches_whole_image_within_one_level(builtin_model: LoadedModel, fp32: Backend,
                                                     crops: list[np.ndarray]) -> None:
     up = TiledUpscaler(fp32, tile_size=128)  # default overlap for 128 px tiles
     for x in crops:
         assert len(up.plan(*x.shape[:2])) == 4
-        assert _max_level_diff(up.upscale(x), _reference(official_model, x)) <= 1.0
+        assert _max_level_diff(up.upscale(x), _reference(builtin_model, x)) <= 1.0
 
 
-def test_naive_tiling_would_not_match(official_model: LoadedModel, fp32: Backend, crops: list[np.ndarray]) -> None:
+def test_naive_tiling_would_not_match(builtin_model: LoadedModel, fp32: Backend, crops: list[np.ndarray]) -> None:
     """Why the engine keeps ESA on the whole image's grid: plain tiles miss by many levels."""
     x = crops[1]
     plain = _Wrapped(fp32)
     plain.grid_aware, plain.grid_align = False, 1
     tiled = TiledUpscaler(plain, tile_size=128).upscale(x)
-    assert _max_level_diff(tiled, _reference(official_model, x)) > 2.0
+    assert _max_level_diff(tiled, _reference(builtin_model, x)) > 2.0
 
 
-def test_upscale_region_matches_full_result(official_model: LoadedModel, fp32: Backend,
+def test_upscale_region_matches_full_result(builtin_model: LoadedModel, fp32: Backend,
                                             crops: list[np.ndarray]) -> None:
     x = crops[1]
-    full = _reference(official_model, x)
+    full = _reference(builtin_model, x)
     # A small box runs as one window with context.
     up = TiledUpscaler(fp32, tile_size=128)
     box = (61, 47, 83, 70)
@@ -243,7 +242,7 @@ def test_progress_and_cancellation_between_tiles(fp32: Backend, small: np.ndarra
     up.close()
 
 
-def test_out_of_memory_retries_with_smaller_tiles(official_model: LoadedModel, fp32: Backend,
+def test_out_of_memory_retries_with_smaller_tiles(builtin_model: LoadedModel, fp32: Backend,
                                                   crops: list[np.ndarray]) -> None:
     x = np.ascontiguousarray(crops[0][:120, :130])
     failing = _OutOfMemoryAbove(fp32, limit=120)
@@ -255,7 +254,7 @@ def test_out_of_memory_retries_with_smaller_tiles(official_model: LoadedModel, f
     assert "out of memory" in " ".join(e.message for e in events)
     assert events[-1].tile_size <= 120
     assert _max_level_diff(y, TiledUpscaler(fp32).upscale(x)) <= 1.0
-    assert _max_level_diff(y, _reference(official_model, x)) <= 1.0
+    assert _max_level_diff(y, _reference(builtin_model, x)) <= 1.0
     # The next image starts directly at the smaller size.
     up.upscale(x)
     assert failing.failures == 1
@@ -279,8 +278,8 @@ def test_non_memory_errors_propagate(fp32: Backend, small: np.ndarray) -> None:
 # ---------------------------------------------------------------------------------------- backends
 
 
-def test_onnx_backend_matches_torch_fp32(official_model: LoadedModel, fp32: Backend, small: np.ndarray) -> None:
-    ort_backend = create_backend(official_model, backend="onnx", device="cpu", precision="fp32")
+def test_onnx_backend_matches_torch_fp32(builtin_model: LoadedModel, fp32: Backend, small: np.ndarray) -> None:
+    ort_backend = create_backend(builtin_model, backend="onnx", device="cpu", precision="fp32")
     assert ort_backend.name == "onnxruntime" and ort_backend.provider == "CPUExecutionProvider"
     assert ort_backend.grid_aware and ort_backend.scale == 4 and ort_backend.fallback_reason is None
     x = np.ascontiguousarray(small[:40, :52].transpose(2, 0, 1)[None])
@@ -293,52 +292,97 @@ def test_onnx_backend_matches_torch_fp32(official_model: LoadedModel, fp32: Back
     assert float(np.abs(y_ort - y_torch).max()) < 1e-4
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (frozenset({"avx", "avx2", "fma"}), ("onnxruntime", "fp32")),  # AVX2-only: no native bf16
-    (frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}), ("torch", "bf16")),
-])
-def test_auto_backend_rules_by_cpu_features(official_model: LoadedModel, monkeypatch: pytest.MonkeyPatch,
-                                            flags: frozenset[str], expected: tuple[str, str]) -> None:
-    # The unmeasured rules (the measured choice is covered in test_engine_choice.py with faked timings).
+# CPU flags of the two x86 kinds the project runs on (only the flags the choice reads matter).
+AVX2_ONLY_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma"})
+AVX512_BF16_FLAGS = AVX2_ONLY_FLAGS | {"avx512f", "avx512bw", "avx512_vnni", "avx512_bf16"}
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``fake_cpu(flags, onnxruntime=True)``: pretend to be a CPU with ``flags`` and no CUDA.
+
+    Fakes what the backend choice reads: ``/proc/cpuinfo`` flags (``hardware.cpu_flags``),
+    torch's CUDA check and the onnxruntime providers (``[]`` when onnxruntime is not installed).
+    The backends that are then built are real and run the real model.
+    """
     from dipnet_core.engine import hardware
+    from dipnet_core.engine.backends import factory, onnxruntime_backend
 
-    monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
-    backend = create_backend(official_model, device="cpu", measure=False)
-    assert (backend.name, backend.precision) == expected
-    assert backend.choice is not None and backend.choice.reason.startswith("rules")
-    assert backend.describe().startswith(expected[0] + " ")
+    def fake(flags: frozenset[str], onnxruntime: bool = True) -> None:
+        providers = ["CPUExecutionProvider"] if onnxruntime else []
+        monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
+        monkeypatch.setattr(factory, "_torch_cuda_available", lambda: False)
+        monkeypatch.setattr(factory, "ort_providers", lambda: providers)
+        monkeypatch.setattr(onnxruntime_backend, "ort_providers", lambda: providers)
+
+    return fake
+
+
+@pytest.mark.parametrize("onnxruntime", [True, False], ids=["with-onnxruntime", "without-onnxruntime"])
+def test_auto_on_avx512_bf16_cpu_is_torch_bf16_fused(builtin_model: LoadedModel, fake_cpu: Callable[..., None],
+                                                     small: np.ndarray, onnxruntime: bool) -> None:
+    fake_cpu(AVX512_BF16_FLAGS, onnxruntime=onnxruntime)
+    backend = create_backend(builtin_model)
+    assert (backend.name, backend.device, backend.precision) == ("torch", "cpu", "bf16")
+    assert backend.describe().startswith("torch CPU bf16 (channels_last")  # fused where oneDNN has bf16 kernels
+    assert TiledUpscaler(backend).upscale(small[:24, :20]).shape == (96, 80, 3)
+
+
+def test_auto_on_avx2_cpu_without_bf16_is_onnxruntime_fp32(builtin_model: LoadedModel,
+                                                           fake_cpu: Callable[..., None], small: np.ndarray) -> None:
+    fake_cpu(AVX2_ONLY_FLAGS, onnxruntime=True)
+    backend = create_backend(builtin_model)
+    assert (backend.name, backend.device, backend.precision) == ("onnxruntime", "cpu", "fp32")
+    assert backend.provider == "CPUExecutionProvider"
+    assert backend.describe().startswith("onnxruntime CPU fp32")
+    assert TiledUpscaler(backend).upscale(small[:24, :20]).shape == (96, 80, 3)
+
+
+def test_auto_on_avx2_cpu_without_onnxruntime_is_torch_fp32(builtin_model: LoadedModel,
+                                                            fake_cpu: Callable[..., None]) -> None:
+    fake_cpu(AVX2_ONLY_FLAGS, onnxruntime=False)
+    backend = create_backend(builtin_model)
+    assert (backend.name, backend.device, backend.precision) == ("torch", "cpu", "fp32")
+    assert backend.describe().startswith("torch CPU fp32 (channels_last")
+
+
+@pytest.mark.parametrize("flags,precisions", [(AVX2_ONLY_FLAGS, ["fp32"]), (AVX512_BF16_FLAGS, ["fp32", "bf16"])],
+                         ids=["avx2", "avx512-bf16"])
+def test_available_backends_follow_the_cpu(fake_cpu: Callable[..., None], flags: frozenset[str],
+                                           precisions: list[str]) -> None:
+    fake_cpu(flags)
     rows = available_backends()
-    cpu_torch = next(r for r in rows if r["backend"] == "torch" and r["device"] == "cpu")
-    assert cpu_torch["available"] and ("bf16" in cpu_torch["precisions"]) == ("avx512_bf16" in flags)
-
-
-def test_backend_arguments_are_checked(official_model: LoadedModel) -> None:
-    rows = available_backends()
+    torch_cpu = next(r for r in rows if r["backend"] == "torch" and r["device"] == "cpu")
+    assert torch_cpu["available"] and torch_cpu["precisions"] == precisions
+    assert torch_cpu["default_precision"] == precisions[-1]
     assert {"torch", "onnx"} <= {r["backend"] for r in rows}
-    with pytest.raises(ValueError):
-        create_backend(official_model, backend="tensorflow")
-    if not torch.cuda.is_available():
-        with pytest.raises(BackendUnavailable):
-            create_backend(official_model, backend="torch", device="cuda")
 
 
-def test_onnx_file_runs_on_onnxruntime_only(official_model: LoadedModel) -> None:
-    onnx_model = LoadedModel(descriptor=dataclasses.replace(official_model.descriptor, arch="onnx"), module=None,
+def test_backend_argument_errors(builtin_model: LoadedModel, fake_cpu: Callable[..., None]) -> None:
+    with pytest.raises(ValueError, match="backend must be one of"):
+        create_backend(builtin_model, backend="tensorflow")
+    fake_cpu(AVX2_ONLY_FLAGS)
+    with pytest.raises(BackendUnavailable):
+        create_backend(builtin_model, backend="torch", device="cuda")
+
+
+def test_onnx_file_runs_on_onnxruntime_only(builtin_model: LoadedModel) -> None:
+    onnx_model = LoadedModel(descriptor=dataclasses.replace(builtin_model.descriptor, arch="onnx"), module=None,
                              path=None)
     with pytest.raises(BackendUnavailable):
         create_backend(onnx_model, backend="torch")
 
 
-def test_bf16_stays_close_to_fp32(official_model: LoadedModel, fp32: Backend, small: np.ndarray) -> None:
-    bf16 = create_backend(official_model, backend="torch", device="cpu", precision="bf16")
+def test_bf16_stays_close_to_fp32(builtin_model: LoadedModel, fp32: Backend, small: np.ndarray) -> None:
+    bf16 = create_backend(builtin_model, backend="torch", device="cpu", precision="bf16")
     x = small
     a = TiledUpscaler(bf16).upscale(x)
     b = TiledUpscaler(fp32).upscale(x)
     assert float(np.abs(a - b).mean()) < 1.0 / 255.0
 
 
-def test_worker_threads_leave_the_callers_thread_count(official_model: LoadedModel, small: np.ndarray) -> None:
-    backend = create_backend(official_model, backend="torch", device="cpu", precision="fp32")
+def test_worker_threads_leave_the_callers_thread_count(builtin_model: LoadedModel, small: np.ndarray) -> None:
+    backend = create_backend(builtin_model, backend="torch", device="cpu", precision="fp32")
     with TiledUpscaler(backend, tile_size=48, overlap=8, workers=2) as up:
         up.upscale(small)
         assert torch.get_num_threads() == backend.threads  # type: ignore[attr-defined]
@@ -370,7 +414,7 @@ def _image_data(**kwargs: Any) -> Any:
     return ImageData(**kwargs)
 
 
-def test_gray_and_alpha_images(official_model: LoadedModel, fp32: Backend, small: np.ndarray) -> None:
+def test_gray_and_alpha_images(builtin_model: LoadedModel, fp32: Backend, small: np.ndarray) -> None:
     x = small[:48, :56]
     gray = x.mean(axis=2, keepdims=True)
     alpha = np.zeros(x.shape[:2], np.float32)
@@ -384,11 +428,11 @@ def test_gray_and_alpha_images(official_model: LoadedModel, fp32: Backend, small
     assert (out.bit_depth, out.exif, out.icc_profile, out.format) == (16, b"Exif\0\0test", b"icc", "PNG")
     assert phases == ["rgb", "alpha"]
     # Grey: the model sees the plane replicated to RGB; the channel mean (then clipped) comes back.
-    expect_gray = np.clip(_reference(official_model, np.repeat(gray, 3, axis=2), clip=False).mean(axis=2), 0, 1)
+    expect_gray = np.clip(_reference(builtin_model, np.repeat(gray, 3, axis=2), clip=False).mean(axis=2), 0, 1)
     assert float(np.abs(out.pixels[..., 0] - expect_gray).max()) < 1e-4
     # Alpha goes through the model too, not a bilinear resize.
     replicated = np.repeat(alpha[..., None], 3, axis=2)
-    model_alpha = np.clip(_reference(official_model, replicated, clip=False).mean(axis=2), 0, 1)
+    model_alpha = np.clip(_reference(builtin_model, replicated, clip=False).mean(axis=2), 0, 1)
     assert float(np.abs(out.alpha - model_alpha).max()) < 1e-4
     bilinear = np.asarray(Image.fromarray(alpha).resize((224, 192), Image.Resampling.BILINEAR))
     assert float(np.abs(out.alpha - bilinear).max()) > 0.05

@@ -22,33 +22,33 @@ from dipnet_core.models import BlockWidths, DIPNet, DIPNetConfig, load_model
 
 
 @pytest.fixture(scope="module")
-def official_onnx(official_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_onnx(official_model, tmp_path_factory.mktemp("onnx") / "official.onnx")
+def builtin_onnx(builtin_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx(builtin_model, tmp_path_factory.mktemp("onnx") / "builtin.onnx")
 
 
-def test_onnx_parity_two_sizes_one_export(official_model, official_onnx: Path) -> None:
-    diff = check_onnx_parity(official_model, official_onnx, sizes=[(17, 23), (48, 64)])
+def test_onnx_parity_two_sizes_one_export(builtin_model, builtin_onnx: Path) -> None:
+    diff = check_onnx_parity(builtin_model, builtin_onnx, sizes=[(17, 23), (48, 64)])
     assert diff <= PARITY_TOLERANCE
 
 
-def test_onnx_dynamic_shapes_and_batch(official_onnx: Path) -> None:
-    sess = ort.InferenceSession(str(official_onnx), providers=["CPUExecutionProvider"])
+def test_onnx_dynamic_shapes_and_batch(builtin_onnx: Path) -> None:
+    sess = ort.InferenceSession(str(builtin_onnx), providers=["CPUExecutionProvider"])
     (inp,) = sess.get_inputs()
     assert [d if isinstance(d, int) else "dyn" for d in inp.shape] == ["dyn", 3, "dyn", "dyn"]
     out = sess.run(None, {inp.name: np.random.default_rng(0).random((2, 3, 15, 31), dtype=np.float32)})[0]
     assert out.shape == (2, 3, 60, 124)
 
 
-def test_onnx_descriptor_survives(official_model, official_onnx: Path) -> None:
-    loaded = load_model(official_onnx)
+def test_onnx_descriptor_survives(builtin_model, builtin_onnx: Path) -> None:
+    loaded = load_model(builtin_onnx)
     assert loaded.module is None
     d = loaded.descriptor
     assert d.arch == "onnx"
     assert d.scale == 4
-    assert d.name == official_model.descriptor.name
-    assert d.config == official_model.descriptor.config
-    assert d.params == official_model.descriptor.params
-    assert sorted(p.name for p in official_onnx.parent.iterdir()) == ["official.onnx"]  # atomic: no temp left
+    assert d.name == builtin_model.descriptor.name
+    assert d.config == builtin_model.descriptor.config
+    assert d.params == builtin_model.descriptor.params
+    assert sorted(p.name for p in builtin_onnx.parent.iterdir()) == ["builtin.onnx"]  # atomic: no temp left
 
 
 def test_onnx_in_memory_pruned_model() -> None:
@@ -60,15 +60,15 @@ def test_onnx_in_memory_pruned_model() -> None:
     assert model.training is False and next(model.parameters()).dtype == torch.float32
 
 
-def test_onnx_model_cannot_be_reexported(official_onnx: Path, tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match="official.onnx"):
-        export_onnx(load_model(official_onnx), tmp_path / "again.onnx")
+def test_onnx_model_cannot_be_reexported(builtin_onnx: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="builtin.onnx"):
+        export_onnx(load_model(builtin_onnx), tmp_path / "again.onnx")
 
 
-def test_safetensors_export(official_model, tmp_path: Path) -> None:
-    path = export_safetensors(official_model, tmp_path / "official.safetensors")
-    assert check_safetensors_roundtrip(official_model, path) == 0.0
-    assert load_model(path).descriptor.config == official_model.descriptor.config
+def test_safetensors_export(builtin_model, tmp_path: Path) -> None:
+    path = export_safetensors(builtin_model, tmp_path / "builtin.safetensors")
+    assert check_safetensors_roundtrip(builtin_model, path) == 0.0
+    assert load_model(path).descriptor.config == builtin_model.descriptor.config
 
 
 # ------------------------------------------------------------------------- one export path, int8 twin
@@ -95,22 +95,22 @@ def test_export_keeps_warnings_that_are_not_torchs_exporter_notices() -> None:
         onnx_to_bytes(_Warns(), descriptor=ModelDescriptor(arch="custom", scale=1))
 
 
-def test_grid_aware_export_is_the_engines_graph(official_model) -> None:
+def test_grid_aware_export_is_the_engines_graph(builtin_model) -> None:
     """The engine's onnxruntime backend and `dipnet export` share one exporter; the grid form adds ry/rx_t."""
     from dipnet_core.engine import create_backend
     from dipnet_core.engine.grid import TileGrid, grid_matrices
 
-    data = onnx_to_bytes(official_model, grid_aware=True)
+    data = onnx_to_bytes(builtin_model, grid_aware=True)
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input", "ry", "rx_t"]
     x = np.random.default_rng(0).random((1, 3, 36, 42), dtype=np.float32)
     ry, rx_t = grid_matrices(TileGrid(0, 0, 36, 42), 36, 42)
     got = session.run(None, {"input": x, "ry": ry, "rx_t": rx_t})[0]
-    backend = create_backend(official_model, backend="onnx", device="cpu", precision="fp32")
+    backend = create_backend(builtin_model, backend="onnx", device="cpu", precision="fp32")
     assert backend.grid_aware
     np.testing.assert_allclose(got, backend.run(x), atol=1e-5)
     with torch.no_grad():
-        expected = official_model.module(torch.from_numpy(x)).numpy()
+        expected = builtin_model.module(torch.from_numpy(x)).numpy()
     assert float(np.abs(got - expected).max()) < 1e-4
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -467,14 +469,43 @@ def test_directory_and_missing_file(tmp_path: Path) -> None:
         read_image(tmp_path / "missing.png")
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root/Windows ignore file modes")
+# Root reads any file whatever its mode, and CI runs as root: there the read runs in a child
+# process that drops to an unprivileged user after importing, so the file mode really applies.
+_READ_AS_NOBODY = """
+import os, sys
+from PIL import Image
+from dipnet_core.io import ImageReadError, read_image
+Image.init()  # load Pillow's plugins while still allowed to
+os.chdir(sys.argv[1])
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+try:
+    read_image(sys.argv[2])
+except ImageReadError as exc:
+    print(exc)
+    sys.exit(0)
+print("read succeeded")
+sys.exit(1)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no POSIX file modes")
 def test_unreadable_file(tmp_path: Path) -> None:
     p = tmp_path / "secret.png"
     p.write_bytes(_valid_png(tmp_path))
     p.chmod(0)
     try:
-        with pytest.raises(ImageReadError, match=r"secret\.png'.*permission denied"):
-            read_image(p)
+        if os.geteuid() != 0:
+            with pytest.raises(ImageReadError, match=r"secret\.png'.*permission denied"):
+                read_image(p)
+        else:
+            repo = Path(__file__).resolve().parents[2]
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+            child = subprocess.run([sys.executable, "-c", _READ_AS_NOBODY, str(tmp_path), p.name],
+                                   capture_output=True, text=True, env=env, timeout=120)
+            assert child.returncode == 0, child.stdout + child.stderr
+            assert re.search(r"secret\.png'.*permission denied", child.stdout), child.stdout
     finally:
         p.chmod(0o600)
 
@@ -504,7 +535,8 @@ def test_set_max_image_pixels_validates() -> None:
 
 
 def test_failed_encode_leaves_previous_file_and_no_temp(tmp_path: Path, monkeypatch) -> None:
-    target = tmp_path / "out.png"
+    # JPEG goes through Pillow's save (PNG has its own encoder: tests/core/test_stream_png.py).
+    target = tmp_path / "out.jpg"
     write_image(target, img_from_u8(rand_u8(4, 4, 3)))
     before = target.read_bytes()
 
@@ -514,12 +546,12 @@ def test_failed_encode_leaves_previous_file_and_no_temp(tmp_path: Path, monkeypa
         raise OSError("simulated encoder crash")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(ImageWriteError, match=r"out\.png'.*simulated encoder crash"):
+    with pytest.raises(ImageWriteError, match=r"out\.jpg'.*simulated encoder crash"):
         write_image(target, img_from_u8(rand_u8(4, 4, 3)))
     with pytest.raises(ImageWriteError):
-        write_image(tmp_path / "new.png", img_from_u8(rand_u8(4, 4, 3)))
+        write_image(tmp_path / "new.jpg", img_from_u8(rand_u8(4, 4, 3)))
     assert target.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jpg"]
 
 
 def test_protected_input_is_never_overwritten(tmp_path: Path) -> None:

@@ -39,13 +39,23 @@ def _out(module: torch.nn.Module) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def official_sd(official_weights_path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(official_weights_path, map_location="cpu", weights_only=True)
+def official_sd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
+    """A state dict in the authors' layout and widths (44/38, plain ``torch.save`` of the state dict).
+
+    Seeded random weights: detection reads only key names and shapes; the real file is loaded by
+    the PSNR anchor below.
+    """
+    torch.manual_seed(3)
+    path = tmp_path_factory.mktemp("authors") / "dipnet_x4.pth"
+    torch.save(DIPNet(DIPNetConfig()).state_dict(), path)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @pytest.fixture(scope="module")
-def official_out(official_model) -> torch.Tensor:
-    return _out(official_model.module)
+def official_out(official_sd: dict[str, torch.Tensor]) -> torch.Tensor:
+    module = DIPNet(DIPNetConfig()).eval()
+    module.load_state_dict(official_sd)
+    return _out(module)
 
 
 def _random_dipnet(config: DIPNetConfig, seed: int = 0) -> DIPNet:
@@ -59,6 +69,8 @@ def _random_dipnet(config: DIPNetConfig, seed: int = 0) -> DIPNet:
 @pytest.mark.slow
 def test_set5_psnr_anchor(official_model, set5_dir: Path) -> None:
     """Pins model + MATLAB bicubic + metric together: the official weights measure 31.807 dB."""
+    d = official_model.descriptor
+    assert (d.arch, d.scale, d.params, official_model.module.config) == ("dipnet", 4, 243_252, DIPNetConfig())
     model = official_model.module
     scores = []
     for path in sorted(set5_dir.glob("*.png")):
@@ -77,9 +89,11 @@ def test_set5_psnr_anchor(official_model, set5_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------------- detection
 
 
-def test_official_state_dict_detected(official_sd, official_model) -> None:
+def test_official_state_dict_detected(official_sd, tmp_path: Path) -> None:
     assert detect_dipnet_config(official_sd) == DIPNetConfig()
-    d = official_model.descriptor
+    path = tmp_path / "authors.pth"
+    torch.save(official_sd, path)
+    d = load_model(path).descriptor
     assert (d.arch, d.scale, d.params) == ("dipnet", 4, 243_252)
 
 

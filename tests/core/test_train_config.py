@@ -61,7 +61,7 @@ def test_partial_file_uses_preset_and_rejects_typos(tmp_path: Path) -> None:
         config_from_dict({"teacher": {"kind": "magic"}})
 
 
-@pytest.mark.parametrize("name", ["quick-cpu", "paper"])
+@pytest.mark.parametrize("name", ["adapt", "quick-cpu", "paper"])
 def test_shipped_config_files_match_presets(name: str) -> None:
     assert config_to_dict(load_config(REPO / "configs" / f"{name}.toml")) == config_to_dict(preset(name))
 

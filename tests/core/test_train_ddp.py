@@ -12,7 +12,7 @@ from PIL import Image
 
 from dipnet_core.train.checkpoint import load_checkpoint
 from dipnet_core.train.config import ProgressiveStage, preset
-from dipnet_core.train.distributed import launch_local
+from dipnet_core.train.launch import launch_local
 
 
 def test_ddp_two_gloo_processes_run_distill(textured: Callable[[int, int, int], np.ndarray],

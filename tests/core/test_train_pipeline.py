@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from dipnet_core.eval import evaluate
 from dipnet_core.models import DIPNet, DIPNetConfig, load_model
 from dipnet_core.train import TrainConfig, run_pipeline
 from dipnet_core.train import events as ev
 from dipnet_core.train.cli import add_eval_arguments, add_train_arguments, eval_main, train_main
-from dipnet_core.train.eval import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def test_full_pipeline_exports_models_that_load(data_dir: Path, tiny_config: Cal
     for name in ("config.toml", "log.txt", "state.json", "metrics.json", "skipped_images.json"):
         assert (run / name).is_file(), name
     state = json.loads((run / "state.json").read_text())
-    assert state["done"] == ["teacher", "distill_1", "distill_2", "reparam", "prune_1", "finetune", "export"]
+    assert state["done"] == ["teacher", "distill_1", "distill_2", "reparam", "prune_1", "finetune", "export",
+                             "comparison"]
     for stage in state["done"]:
         assert (run / "stages" / stage / "metrics.json").is_file()
 
@@ -54,7 +55,12 @@ def test_full_pipeline_exports_models_that_load(data_dir: Path, tiny_config: Cal
     assert result.metrics["export"]["onnx_max_abs_diff"] < 1e-4
 
     kinds = {type(e).__name__ for e in seen}
-    assert {"StageStarted", "Step", "Validation", "CheckpointSaved", "StageFinished", "RunFinished", "Log"} <= kinds
+    assert {"StageStarted", "Step", "Validation", "CheckpointSaved", "StageFinished", "RunFinished", "Log",
+            "Comparison"} <= kinds
+    # every run ends with its comparison, in the metrics and in the last event
+    comparison = json.loads((run / "metrics.json").read_text())["comparison"]
+    assert seen[-1].metrics["comparison"] == comparison == result.metrics["comparison"]
+    assert set(comparison["datasets"]["validation"]["psnr_y"]) == {"new", "builtin", "bicubic"}
     val = next(e for e in seen if isinstance(e, ev.Validation))
     assert val.sample is not None and val.sample["sr"].dtype == np.uint8
     assert val.sample["sr"].shape == val.sample["hr"].shape
@@ -99,8 +105,15 @@ def test_evaluate_reproduces_the_official_set5_score(official_weights_path: Path
     assert r["mean"]["bicubic_psnr_y"] == pytest.approx(28.43, abs=0.01)
 
 
-def test_evaluate_reports_progress_and_stops_when_cancelled(set5_dir: Path) -> None:
+def test_evaluate_reports_progress_and_stops_when_cancelled(tmp_path: Path, photo) -> None:
+    from PIL import Image
+
     from dipnet_core.cancel import Cancelled, CancelToken
+
+    set5_dir = tmp_path / "hr"
+    set5_dir.mkdir()
+    for name in ("baby", "bird", "butterfly"):
+        Image.fromarray(photo(name)[:96, :80]).save(set5_dir / f"{name}.png")
 
     model = DIPNet(DIPNetConfig.uniform(16, 16, n_blocks=1))
     seen: list[tuple[int, int, str]] = []

@@ -16,7 +16,7 @@ from dipnet_core.train import stages
 from dipnet_core.train.config import ProgressiveStage, TrainConfig, preset
 from dipnet_core.train.context import RunContext
 from dipnet_core.train.losses import AnchorAdapters, DistillLoss, default_anchor_pairs
-from dipnet_core.train.teacher import Teacher, load_teacher_file
+from dipnet_core.train.stages.teacher import Teacher, load_teacher_file
 
 
 def _cfg(cfg: TrainConfig) -> TrainConfig:
@@ -109,7 +109,11 @@ def test_plain_student_without_teacher(tiny_config: Callable[[Path], TrainConfig
     assert any("no teacher" in n for n in m["notes"])
 
 
-def test_official_weights_as_teacher_provide_anchors(official_weights_path: Path) -> None:
+def test_official_weights_as_teacher_provide_anchors(tmp_path: Path) -> None:
+    # The authors' file layout: a plain state dict of the 44/38 network (seeded weights here).
+    torch.manual_seed(0)
+    official_weights_path = tmp_path / "dipnet_x4.pth"
+    torch.save(DIPNet(DIPNetConfig()).state_dict(), official_weights_path)
     t = load_teacher_file(official_weights_path, scale=4)
     assert t.has_anchors and (t.n_blocks, t.width) == (4, 44)
     sr, anchors = t(torch.rand(1, 3, 16, 16))
@@ -143,7 +147,7 @@ def test_multi_anchor_loss_trains_adapters() -> None:
         opt.zero_grad()
         total.backward()
         opt.step()
-        values.append(parts["anchor"])
+        values.append(float(parts["anchor"]))
     assert values[-1] < 0.8 * values[0]
     assert adapters.convs[0].weight.grad is not None
 

@@ -9,7 +9,7 @@ baseline, so every number has its reference next to it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +17,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cancel import CancelToken
-from ..cancel import check as check_cancel
-from ..metrics import psnr, ssim
-from ..resize import bicubic_downscale_uint8, imresize, modcrop
-from .data import read_rgb_uint8, scan_images
+from .cancel import CancelToken
+from .cancel import check as check_cancel
+from .image_folder import read_rgb_uint8, scan_images
+from .metrics import psnr, ssim
+from .models.blocks import min_input_size
+from .resize import bicubic_downscale_uint8, imresize, modcrop
 
-__all__ = ["evaluate", "make_runner"]
+__all__ = ["evaluate", "evaluate_pairs", "make_runner"]
 
 Runner = Callable[[np.ndarray], np.ndarray]  # LR uint8 HxWx3 -> SR uint8
 
 
 def make_runner(model_or_path: Any, device: str | torch.device = "cpu") -> tuple[Runner, str, int | None]:
     """(LR->SR function, display name, model scale if known) for a module, LoadedModel or file path."""
-    from ..models.loader import LoadedModel, load_model
+    from .models.loader import LoadedModel, load_model
 
     name, scale = "model", None
     obj = model_or_path
@@ -74,6 +75,36 @@ def _scores(sr: np.ndarray, hr: np.ndarray, border: int) -> dict[str, float]:
             "psnr_rgb": psnr(sr, hr, border=border, y_channel=False)}
 
 
+def _score_row(runner: Runner, name: str, image: str, lr: np.ndarray, hr: np.ndarray, scale: int,
+               bicubic: bool) -> dict[str, Any]:
+    sr = runner(lr)
+    if sr.shape != hr.shape:
+        raise ValueError(f"{name} produced {sr.shape} for '{image}', expected {hr.shape}")
+    row: dict[str, Any] = {"image": image, **_scores(sr, hr, scale)}
+    if bicubic:
+        up = np.clip(np.round(imresize(lr.astype(np.float64), scale=scale)), 0, 255).astype(np.uint8)
+        row.update({f"bicubic_{k}": v for k, v in _scores(up, hr, scale).items()})
+    return row
+
+
+def _mean(rows: list[dict[str, Any]]) -> dict[str, float]:
+    keys = [k for k in rows[0] if k != "image"]
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+def evaluate_pairs(model_or_path: Any, pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], scale: int = 4,
+                   device: str | torch.device = "cpu", bicubic: bool = True) -> dict[str, Any]:
+    """Like :func:`evaluate` on ready ``(name, lr, hr)`` uint8 pairs (e.g. a training run's validation set)."""
+    if not pairs:
+        raise ValueError("no image pairs to evaluate")
+    runner, name, model_scale = make_runner(model_or_path, device)
+    if model_scale is not None and model_scale != scale:
+        raise ValueError(f"{name} is a x{model_scale} model but evaluation asked for x{scale}")
+    rows = [_score_row(runner, name, image, lr, hr, scale, bicubic) for image, lr, hr in pairs]
+    return {"model": name, "scale": scale, "border": scale, "n_images": len(rows), "images": rows,
+            "mean": _mean(rows)}
+
+
 def evaluate(model_or_path: Any, data_dir: str | Path, scale: int = 4, device: str | torch.device = "cpu",
              max_images: int | None = None, bicubic: bool = True, cancel: CancelToken | None = None,
              progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
@@ -85,7 +116,7 @@ def evaluate(model_or_path: Any, data_dir: str | Path, scale: int = 4, device: s
     runner, name, model_scale = make_runner(model_or_path, device)
     if model_scale is not None and model_scale != scale:
         raise ValueError(f"{name} is a x{model_scale} model but evaluation asked for x{scale}")
-    paths, skipped = scan_images([data_dir], min_side=16 * scale)
+    paths, skipped = scan_images([data_dir], min_side=min_input_size() * scale)
     if max_images is not None:
         paths = paths[:max_images]
     if not paths:
@@ -93,24 +124,22 @@ def evaluate(model_or_path: Any, data_dir: str | Path, scale: int = 4, device: s
                          (f" ({'; '.join(f'{p}: {r}' for p, r in skipped[:5])})" if skipped else ""))
     rows: list[dict[str, Any]] = []
     seconds = 0.0
+
+    def timed_runner(lr: np.ndarray) -> np.ndarray:  # the model's time only, not the scoring
+        nonlocal seconds
+        t0 = time.perf_counter()
+        sr = runner(lr)
+        seconds += time.perf_counter() - t0
+        return sr
+
     for i, p in enumerate(paths):
         check_cancel(cancel)
         hr = modcrop(read_rgb_uint8(p), scale)
         lr = bicubic_downscale_uint8(hr, scale)
-        t0 = time.perf_counter()
-        sr = runner(lr)
-        seconds += time.perf_counter() - t0
-        if sr.shape != hr.shape:
-            raise ValueError(f"{name} produced {sr.shape} for '{p.name}', expected {hr.shape}")
-        row: dict[str, Any] = {"image": p.name, **_scores(sr, hr, scale)}
-        if bicubic:
-            up = np.clip(np.round(imresize(lr.astype(np.float64), scale=scale)), 0, 255).astype(np.uint8)
-            row.update({f"bicubic_{k}": v for k, v in _scores(up, hr, scale).items()})
-        rows.append(row)
+        rows.append(_score_row(timed_runner, name, p.name, lr, hr, scale, bicubic))
         if progress is not None:
             progress(i + 1, len(paths), p.name)
-    keys = [k for k in rows[0] if k != "image"]
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    mean = _mean(rows)
     return {"model": name, "data_dir": str(data_dir), "scale": scale, "border": scale, "n_images": len(rows),
             "images": rows, "mean": mean, "seconds": round(seconds, 3),
             "skipped": [list(s) for s in skipped]}

@@ -5,6 +5,11 @@ stage differs only in its model, its loss and its step budget. Per step:
 check cancellation -> forward (autocast on CUDA only) -> loss -> backward ->
 optimizer step -> EMA update -> log / validate / checkpoint.
 
+Loss values stay on the device between log steps (as in nanoGPT): reading a
+loss as a Python float waits for the device, so the loop sums the detached
+loss tensors and syncs once per ``run.log_every`` steps, at a checkpoint and
+at the end of the stage.
+
 Exact resume: the checkpoint written after ``n`` steps holds the weights,
 optimizer, EMA and RNG states after step ``n``; batches are a pure function of
 ``(seed, stream, rank, step)`` (see :mod:`.data`) and the learning rate a pure
@@ -18,7 +23,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +40,8 @@ from .data import SRCropDataset, ValItem, make_loader
 from .degrade import degrader_for_stage
 from .distributed import any_true
 
-__all__ = ["EMA", "LossFn", "StageSpec", "TrainNet", "autocast_for", "lr_at", "train_loop", "validate"]
+__all__ = ["EMA", "LoopResult", "LossFn", "StageSpec", "TrainNet", "autocast_for", "lr_at", "train_loop",
+           "validate"]
 
 
 class EMA:
@@ -147,9 +153,9 @@ class TrainNet(nn.Module):
         return sr, self.adapters([feats[i - 1] for i in self.student_blocks])
 
 
-# (net output sr, adapted features, lr batch, hr batch) -> (loss, logged parts)
+# (net output sr, adapted features, lr batch, hr batch) -> (loss, detached parts for logging, incl. "total")
 LossFn = Callable[[torch.Tensor, list[torch.Tensor] | None, torch.Tensor, torch.Tensor],
-                  tuple[torch.Tensor, dict[str, float]]]
+                  tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -164,7 +170,6 @@ class StageSpec:
     warmup: int = 0
     ema_decay: float = 0.999
     grad_clip: float = 0.0
-    extra_state: dict[str, Any] = field(default_factory=dict)  # saved into checkpoints as-is
 
 
 @dataclass
@@ -172,7 +177,31 @@ class LoopResult:
     net: TrainNet  # raw weights
     ema: EMA
     metrics: dict[str, Any]
-    losses: list[float]  # total loss of each step run in this call (for tests / plots)
+
+
+class _LossWindow:
+    """Sums of the logged loss parts since the last log step, kept on the device (no host sync per step)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.recent: list[torch.Tensor] = []  # the last few totals, for the stage's final_loss
+
+    def add(self, parts: dict[str, torch.Tensor]) -> None:
+        for k, v in parts.items():
+            v = v.detach()
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.count += 1
+        self.recent = (self.recent + [parts["total"].detach()])[-10:]
+
+    def means(self) -> dict[str, float]:
+        """The window's mean of every part (one host sync); the window starts over."""
+        if not self.count:
+            return {}
+        keys = list(self.sums)
+        values = (torch.stack([self.sums[k] for k in keys]) / self.count).tolist()
+        self.sums, self.count = {}, 0
+        return dict(zip(keys, values, strict=True))
 
 
 def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
@@ -215,7 +244,7 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
             "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "optimizer": optimizer.state_dict(), "ema": ema.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else {},
-            "rng": capture_rng(), "val_history": history, "probe_start": probe_start, "extra": spec.extra_state,
+            "rng": capture_rng(), "val_history": history, "probe_start": probe_start,
             "run_config": config_to_dict(cfg),
         })
         ctx.emit(ev.CheckpointSaved(str(ckpt_path), spec.name, step))
@@ -242,7 +271,7 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
     def probe_loss() -> float:
         with torch.no_grad(), autocast:
             sr, adapted = net(probe[0])
-            return float(loss_fn(sr, adapted, probe[0], probe[1])[1]["total"])
+            return float(loss_fn(sr, adapted, probe[0], probe[1])[1]["total"])  # twice a stage: sync is fine
 
     if probe_start is None:
         probe_start = probe_loss()
@@ -250,11 +279,21 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
     ctx.emit(ev.StageStarted(spec.name, spec.steps, start))
     ctx.state["current"] = spec.name
     ctx.save_state()
-    losses: list[float] = []
-    window: dict[str, list[float]] = {}
-    t0, last_val = time.monotonic(), None
+    window = _LossWindow()
+    last_val = None
+    if ctx.is_main and ctx.val and cfg.run.validate_early and start == 0 and spec.steps > 0:
+        # One validation before the first step: the monitor shows where the stage starts at once
+        # instead of after val_every steps (minutes to hours on a CPU).
+        last_val = _validate_event(ctx, spec.name, 0, ema.model_copy(net.student))
+        history.append({"step": 0, "psnr_y": last_val[0], "ssim_y": last_val[1]})
     net.train()
-    step = start
+    t0 = time.monotonic()
+
+    def check_finite(step_now: int, means: dict[str, float]) -> None:
+        if not math.isfinite(means.get("total", 0.0)):
+            raise FloatingPointError(f"{spec.name}: loss became {means['total']} by step {step_now}; "
+                                     "lower the learning rate or disable AMP")
+
     for step, (lr_img, hr_img) in zip(range(start, spec.steps), loader, strict=False):
         if any_true(ctx.cancel is not None and ctx.cancel.cancelled, ctx.dist, device):
             save(step)
@@ -267,9 +306,6 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
         with autocast:
             sr, adapted = train_net(lr_img)
             loss, parts = loss_fn(sr, adapted, lr_img, hr_img)
-        if not math.isfinite(parts["total"]):
-            raise FloatingPointError(f"{spec.name}: loss became {parts['total']} at step {step}; "
-                                     "lower the learning rate or disable AMP")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -284,21 +320,21 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
                 nn.utils.clip_grad_norm_(net.parameters(), spec.grad_clip)
             optimizer.step()
         ema.update(net.student)
-        losses.append(parts["total"])
-        for k, v in parts.items():
-            window.setdefault(k, []).append(v)
+        window.add(parts)
         done = step + 1
 
         if done % max(1, cfg.run.log_every) == 0 or done == spec.steps:
+            means = window.means()
+            check_finite(done, means)
             elapsed = time.monotonic() - t0
             eta = elapsed / (done - start) * (spec.steps - done)
-            ctx.emit(ev.Step(spec.name, done, spec.steps, {k: float(np.mean(v)) for k, v in window.items()},
-                             lr_now, eta))
-            window = {}
+            ctx.emit(ev.Step(spec.name, done, spec.steps, means, lr_now, eta))
         if ctx.is_main and ctx.val and cfg.run.val_every > 0 and done % cfg.run.val_every == 0 and done < spec.steps:
             last_val = _validate_event(ctx, spec.name, done, ema.model_copy(net.student))
             history.append({"step": done, "psnr_y": last_val[0], "ssim_y": last_val[1]})
         if cfg.run.ckpt_every > 0 and done % cfg.run.ckpt_every == 0 and done < spec.steps:
+            if window.count:  # never checkpoint weights a non-finite loss has already spoiled
+                check_finite(done, {"total": float(window.sums["total"])})
             save(done)
 
     # Final state (also the resume point if the process dies before the stage is recorded as done).
@@ -309,13 +345,13 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
         history.append({"step": spec.steps, "psnr_y": last_val[0], "ssim_y": last_val[1]})
     if last_val is not None:
         metrics.update(psnr_y=round(last_val[0], 4), ssim_y=round(last_val[1], 5))
-    if losses:
-        metrics["final_loss"] = float(np.mean(losses[-min(10, len(losses)):]))
+    if window.recent:
+        metrics["final_loss"] = float(torch.stack(window.recent).mean())
     metrics["val_history"] = history
     metrics["probe_loss_start"] = probe_start
     metrics["probe_loss_end"] = probe_loss()
     metrics["train_seconds"] = round(time.monotonic() - t0, 2)
-    return LoopResult(net, ema, metrics, losses)
+    return LoopResult(net, ema, metrics)
 
 
 def _validate_event(ctx: RunContext, stage: str, step: int, model: nn.Module) -> tuple[float, float]:

@@ -1,5 +1,7 @@
-"""The teacher: our own wide/deep DIPNet-family model, a model file, or none.
+"""Stage 1, the teacher: train our own wide/deep DIPNet-family model, or use a model file, or none.
 
+:func:`train_teacher` is the stage (L1 on HR, teacher.kind = 'train');
+:func:`frozen_teacher` gives the later stages the teacher they distill from.
 During distillation the teacher is frozen in eval mode. Its SR of the student's
 LR input is the enhanced-HR target; its anchors are the outputs of its
 ``block_i`` modules, captured with forward hooks so any model with that layout
@@ -12,14 +14,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..models.dipnet import DIPNet, DIPNetConfig
-from .config import TeacherConfig
+from ...models.dipnet import DIPNet, DIPNetConfig
+from ..config import TeacherConfig
+from ..context import RunContext
+from ..loop import StageSpec, TrainNet, train_loop
+from ..losses import DistillLoss
+from .common import STREAM_TEACHER, done_metrics, model_summary, resolve_model_path, warm_start_payload
 
-__all__ = ["Teacher", "block_modules", "load_teacher_file", "teacher_config"]
+__all__ = ["Teacher", "block_modules", "build_teacher_model", "frozen_teacher", "load_teacher_file",
+           "teacher_config", "train_teacher"]
 
 _BLOCK_RE = re.compile(r"^block_(\d+)$")
 
@@ -98,7 +106,7 @@ class Teacher:
 
 def load_teacher_file(path: str | Path, scale: int) -> Teacher:
     """Teacher from any file the app can load (DIPNet-family incl. the official weights, spandrel)."""
-    from ..models.loader import load_model
+    from ...models.loader import load_model
 
     loaded = load_model(path)
     if loaded.module is None:
@@ -110,4 +118,52 @@ def load_teacher_file(path: str | Path, scale: int) -> Teacher:
 
 
 def build_teacher_model(cfg: TeacherConfig, scale: int) -> DIPNet:
+    """A fresh (random) teacher of the configured widths, for :func:`train_teacher`."""
     return DIPNet(teacher_config(cfg, scale))
+
+
+def frozen_teacher(ctx: RunContext) -> Teacher | None:
+    """The run's frozen teacher for distillation (loaded once per run), or None for teacher.kind = 'none'."""
+    if "teacher" in ctx.cache:
+        return ctx.cache["teacher"]
+    tc, scale = ctx.config.teacher, ctx.config.data.scale
+    teacher: Teacher | None
+    if tc.kind == "train":
+        if not ctx.is_done("teacher"):
+            raise RuntimeError("the teacher stage has not finished; run train_teacher first")
+        module, _ = ctx.load_output("teacher")
+        teacher = Teacher(module, scale, name="own teacher")
+    elif tc.kind == "file":
+        teacher = load_teacher_file(resolve_model_path(str(tc.path), "teacher.path"), scale)
+    else:
+        teacher = None
+    if teacher is not None:
+        teacher.to(ctx.device)
+    ctx.cache["teacher"] = teacher
+    return teacher
+
+
+def train_teacher(ctx: RunContext) -> dict[str, Any]:
+    """Train our own wide/deep DIPNet-family teacher with L1 on HR (teacher.kind = 'train')."""
+    name, tc, cfg = "teacher", ctx.config.teacher, ctx.config
+    if ctx.is_done(name):
+        return done_metrics(ctx, name)
+    if tc.kind != "train":
+        raise ValueError(f"train_teacher needs teacher.kind = 'train' (is {tc.kind!r})")
+    torch.manual_seed(cfg.run.seed)
+    model = build_teacher_model(tc, cfg.data.scale).to(ctx.device)
+    if tc.init:
+        model.load_state_dict(warm_start_payload(tc.init, model, "teacher.init")["model"])
+        ctx.log(f"teacher continues from {tc.init}")
+    spec = StageSpec(name, tc.steps, tc.lr_patch, tc.batch, tc.lr, STREAM_TEACHER,
+                     min_lr_ratio=cfg.distill.min_lr_ratio, warmup=0, ema_decay=cfg.distill.ema_decay,
+                     grad_clip=cfg.distill.grad_clip)
+    loss = DistillLoss(hr_weight=1.0)
+    res = train_loop(ctx, spec, TrainNet(model), lambda sr, adapted, lr, hr: loss(sr, hr))
+    teacher = res.ema.model_copy(res.net.student)
+    ctx.save_output(name, teacher)
+    metrics = {**res.metrics, **model_summary(teacher)}
+    if tc.init:  # the model's training record should show its whole lineage, not only this run
+        metrics["continued_from"] = str(tc.init)
+    ctx.finish_stage(name, metrics)  # the teacher is not part of the student's model chain
+    return metrics
