@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QUrl
 from PySide6.QtGui import QCloseEvent, QDesktopServices
 
+from . import edition
 from .controllers.batch import BatchController
 from .controllers.context import AppContext
 from .controllers.models_tab import ModelsController
-from .controllers.train import TrainController
 from .controllers.upscale import UpscaleController
 from .errors import ErrorReporter
 from .theme import ThemeManager
 from .views.main_window import MainWindowView
+
+if TYPE_CHECKING:
+    from .controllers.train import TrainController
 
 
 class MainWindow(MainWindowView):
@@ -28,17 +32,24 @@ class MainWindow(MainWindowView):
     def __init__(
         self, ctx: AppContext, reporter: ErrorReporter | None = None, theme: ThemeManager | None = None
     ) -> None:
-        super().__init__()
+        # The slim edition (no torch) gets an explanation in the Train tab and no training controller.
+        missing = edition.missing_training_packages()
+        super().__init__(missing)
         self.ctx = ctx
         self.theme = theme
         self.upscale = UpscaleController(self.upscale_view, ctx, reporter, self)
         self.batch = BatchController(self.batch_view, ctx, reporter, self)
-        self.train = TrainController(self.train_view, ctx, reporter, self)
-        self.models = ModelsController(self.models_view, ctx, theme, reporter, self)
+        self.train: TrainController | None = None
+        if not missing:
+            from .controllers.train import TrainController
+
+            self.train = TrainController(self.train_view, ctx, reporter, self)
+            self.train.installed.connect(lambda _e: self.statusBar().showMessage("Model installed", 5000))
+        self.models = ModelsController(self.models_view, ctx, theme, reporter, self,
+                                       can_measure_quality=not missing)
 
         self.upscale.batchOffered.connect(self._to_batch)
         self.upscale_view.importModelRequested.connect(self.models.import_dialog)
-        self.train.installed.connect(lambda _e: self.statusBar().showMessage("Model installed", 5000))
         ctx.engineChanged.connect(self._update_model_status)
         self._update_model_status()
         self.darkThemeToggled.connect(self._set_dark)
@@ -118,14 +129,16 @@ class MainWindow(MainWindowView):
         self.ctx.store.save()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.train.running and self.isVisible() and not self.confirm_quit_while_training():
+        training = self.train is not None and self.train.running
+        if training and self.isVisible() and not self.confirm_quit_while_training():
             event.ignore()
             return
         self.save_state()
         # Stop this window's work first, so no late result reaches a controller being deleted.
         self.upscale.shutdown()
         self.batch.cancel()
-        self.train.shutdown()
+        if self.train is not None:
+            self.train.shutdown()
         from .workers import shutdown
 
         shutdown()

@@ -27,19 +27,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("stage", help="stage name, e.g. teacher or distill_3")
     ap.add_argument("out", type=Path, help="output .safetensors file (must not exist)")
     ap.add_argument("--name", help="model name in the descriptor (default: the output file's stem)")
+    ap.add_argument("--checkpoint", action="store_true",
+                    help="take the EMA weights of the stage's last checkpoint (a stage still in progress); "
+                         "the descriptor records the step it was taken at")
     args = ap.parse_args(argv)
-    src = args.run / "stages" / args.stage / "model.pt"
+    src = args.run / "stages" / args.stage / ("checkpoint.pt" if args.checkpoint else "model.pt")
     if not src.is_file():
-        print(f"error: '{src}' does not exist (is the stage finished?)", file=sys.stderr)
+        hint = "has the stage checkpointed yet?" if args.checkpoint else "is the stage finished? see --checkpoint"
+        print(f"error: '{src}' does not exist ({hint})", file=sys.stderr)
         return 1
     if args.out.exists():
         print(f"error: '{args.out}' exists; refusing to overwrite it", file=sys.stderr)
         return 1
-    model, _ = load_stage_model(src)
+    model, payload = load_stage_model(src, weights="ema" if args.checkpoint else "model")
     if not isinstance(model, DIPNet):
         model = model.reparameterize()
     metrics = read_json(args.run / "stages" / args.stage / "metrics.json", default={}) or {}
     training = {"run": str(args.run), "stage": args.stage,
+                **({"unfinished_at_step": int(payload["step"])} if args.checkpoint else {}),
                 "stage_metrics": {k: v for k, v in metrics.items() if k not in ("val_history", "config", "notes")}}
     descriptor = dipnet_descriptor(model.eval(), name=args.name or args.out.stem,
                                    source=f"DIPNet Studio trainer, {args.run.name}/{args.stage}", training=training)

@@ -77,7 +77,9 @@ class EngineCache:
             from dipnet_core.engine import TiledUpscaler, create_backend
             from dipnet_core.models import load_model
 
-            loaded = load_model(key.model_path)
+            from ..edition import model_file_for_inference
+
+            loaded = load_model(model_file_for_inference(key.model_path))
             backend = create_backend(loaded, backend=key.backend, device=key.device)
             tile = key.tile_size or None
             preview_tile = min(PREVIEW_TILE, key.tile_size) if key.tile_size else PREVIEW_TILE

@@ -36,9 +36,12 @@ class ModelsController(TabController):
         theme: ThemeManager | None = None,
         reporter: ErrorReporter | None = None,
         parent: QObject | None = None,
+        *,
+        can_measure_quality: bool = True,
     ) -> None:
         super().__init__(view, ctx, reporter, parent)
         self.theme = theme
+        view.set_quality_available(can_measure_quality)
         self._bench: Task | None = None
         self._quality: Task | None = None
         s = ctx.settings

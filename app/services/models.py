@@ -23,13 +23,18 @@ from PySide6.QtCore import QObject, Signal
 from dipnet_core.io.atomic import atomic_write_text
 from dipnet_core.models import ModelLoadError, load_model, read_descriptor
 from dipnet_core.models.loader import MODEL_SUFFIXES
-from dipnet_core.resources import builtin_model_path
+from dipnet_core.resources import BUILTIN_MODELS, builtin_model_by_name, builtin_model_path
 
 from ..settings import SettingsStore
 
 log = logging.getLogger(__name__)
 
-BUILTIN_ID = "builtin"
+BUILTIN_ID = "builtin"  # the default (clean) built-in; kept as is, settings name it as default
+
+
+def builtin_id(short_name: str) -> str:
+    """Library id of the built-in model ``short_name`` (a key of ``BUILTIN_MODELS``)."""
+    return BUILTIN_ID if short_name == "clean" else f"{BUILTIN_ID}-{short_name}"
 
 
 @dataclass
@@ -53,6 +58,8 @@ class ModelEntry:
     # Last "Measure quality" result: {"folder", "n_images", "psnr_y", "ssim_y", "bicubic_psnr_y"}.
     quality: dict[str, Any] | None = None
     origin: str = ""  # "built-in", "trained", "imported"
+    builtin_name: str = ""  # "clean" or "photo" for the built-ins with a short name
+    use_for: str = ""  # one line: what images a built-in model is for
     license: str = ""
     error: str = ""  # why the file cannot be used, if it cannot
 
@@ -161,6 +168,13 @@ class ModelLibrary(QObject):
         builtin = builtin_model_path()
         if builtin is not None:
             entries.append(self._entry_for(BUILTIN_ID, builtin, True))
+            if builtin == builtin_model_by_name("clean"):
+                entries[-1].builtin_name, entries[-1].use_for = "clean", BUILTIN_MODELS["clean"][1]
+            for short, (_stem, use_for) in BUILTIN_MODELS.items():
+                path = builtin_model_by_name(short) if short != "clean" else None
+                if path is not None and path != builtin:
+                    entries.append(self._entry_for(builtin_id(short), path, True))
+                    entries[-1].builtin_name, entries[-1].use_for = short, use_for
         for f in sorted(self._paths.models_dir.iterdir(), key=lambda p: p.name.lower()):
             if f.is_file() and f.suffix.lower() in MODEL_SUFFIXES:
                 entries.append(self._entry_for(f.name, f, False))
@@ -172,6 +186,11 @@ class ModelLibrary(QObject):
 
     def get(self, id_: str) -> ModelEntry | None:
         return next((e for e in self._entries if e.id == id_), None)
+
+    def builtin(self, short_name: str) -> ModelEntry | None:
+        """The built-in model ``short_name`` ("clean", "photo") if this build has it and it loads."""
+        entry = self.get(builtin_id(short_name))
+        return entry if entry is not None and entry.builtin_name == short_name and entry.usable else None
 
     def default_entry(self) -> ModelEntry | None:
         """The user's default if usable, else the built-in, else the first usable model."""
@@ -232,7 +251,7 @@ class ModelLibrary(QObject):
         if entry is None:
             return
         if entry.builtin:
-            raise ValueError("the built-in model cannot be deleted")
+            raise ValueError("a built-in model cannot be deleted")
         entry.path.unlink(missing_ok=True)
         card_path(entry.path).unlink(missing_ok=True)
         self._index.pop(id_, None)

@@ -10,13 +10,12 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from dipnet_core.resources import resource_path
 
 from .batch_view import BatchView
 from .models_view import ModelsView
-from .train_view import TrainView
 from .upscale_view import UpscaleView
 
 # The checkout's resources/ or the installed wheel's copy; None in a build without icons.
@@ -31,14 +30,24 @@ class MainWindowView(QMainWindow):
     aboutRequested = Signal()
     logFolderRequested = Signal()
 
-    def __init__(self) -> None:
+    def __init__(self, missing_for_training: list[str] | None = None) -> None:
+        """``missing_for_training``: packages this install lacks for training (the slim edition);
+        when any, the Train tab explains the full edition instead of showing the form."""
         super().__init__()
         self.setWindowTitle("DIPNet Studio")
         if ICON is not None:
             self.setWindowIcon(QIcon(str(ICON)))
         self.upscale_view = UpscaleView()
         self.batch_view = BatchView()
-        self.train_view = TrainView()
+        self.train_view: QWidget
+        if missing_for_training:
+            from .train_unavailable_view import TrainUnavailableView
+
+            self.train_view = TrainUnavailableView(missing_for_training)
+        else:
+            from .train_view import TrainView  # imports pyqtgraph: only where training can run
+
+            self.train_view = TrainView()
         self.models_view = ModelsView()
 
         self.tabs = QTabWidget()

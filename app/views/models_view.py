@@ -87,7 +87,7 @@ class ModelsView(QWidget):
     settingsChanged = Signal()
     themeChanged = Signal(str)
 
-    COLUMNS = ("", "Name", "Scale", "Params", "Widths", "PSNR-Y", "Speed", "Origin", "File")
+    COLUMNS = ("", "Name", "Scale", "Params", "Widths", "PSNR-Y", "Speed", "Origin", "Use for", "File")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -207,6 +207,7 @@ class ModelsView(QWidget):
         self.theme_combo.currentIndexChanged.connect(lambda i: self.themeChanged.emit(THEMES[i][0]))
         self._entries: list[ModelEntry] = []
         self._default_id: str | None = None
+        self._quality_available = True
         self._update_buttons()
 
     # ------------------------------------------------------------------ models table
@@ -229,6 +230,7 @@ class ModelsView(QWidget):
                 psnr,
                 speed,
                 e.origin,
+                e.use_for or "–",
                 e.path.name if not e.error else f"{e.path.name} — {e.error}",
             )
             for c, text in enumerate(cells):
@@ -270,6 +272,7 @@ class ModelsView(QWidget):
         self.details.setText(self._details_html(e))
         for b in (self.default_btn, self.bench_btn, self.quality_btn):
             b.setEnabled(e is not None and e.usable)
+        self.quality_btn.setEnabled(self.quality_btn.isEnabled() and self._quality_available)
         is_default = e is not None and e.id == self._default_id
         self.default_btn.setEnabled(self.default_btn.isEnabled() and not is_default)
         self.default_btn.setText("Default model" if is_default else "Use as default")
@@ -284,6 +287,7 @@ class ModelsView(QWidget):
                 "for the Upscale and Batch tabs.</p>"
             )
         rows = [
+            *([("Use for", e.use_for)] if e.use_for else []),
             ("Architecture", e.arch or "?"),
             ("Scale", f"×{e.scale}" if e.scale else "?"),
             ("Parameters", f"{e.params:,}" if e.params else "–"),
@@ -302,6 +306,13 @@ class ModelsView(QWidget):
         )
         err = f"<p style='color:#d63a3a'>Cannot be used: {html.escape(e.error)}</p>" if e.error else ""
         return f"<p style='font-size:14px'><b>{html.escape(e.name)}</b></p>{err}<table>{body}</table>"
+
+    def set_quality_available(self, available: bool) -> None:
+        """The slim edition cannot measure quality (it scores with the training code): say so."""
+        self._quality_available = available
+        if not available:
+            self.quality_btn.setToolTip("Measuring quality is part of the full edition (it needs PyTorch).")
+        self._update_buttons()
 
     # ------------------------------------------------------------------ settings
     def set_settings(self, backend: str, device: str, tile: int, theme: str) -> None:

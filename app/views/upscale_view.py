@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from .common import Banner, format_duration, hint_label, local_paths, primary_button
+
+PHOTO_HINT_ACTION = "Use photo model"
 from .viewer import CompareCanvas, SideBySide, ViewState
 
 SAVE_FORMATS = ("png", "jpg", "webp", "tiff")
@@ -83,6 +85,7 @@ class UpscaleView(QWidget):
     viewChanged = Signal()  # zoom, pan, mode or resize changed what is visible
     modeChanged = Signal(str)
     saveOptionsChanged = Signal()
+    photoModelRequested = Signal()  # the user took the hint to switch to the photo model
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -141,6 +144,10 @@ class UpscaleView(QWidget):
 
         # --- centre
         self.banner = Banner()
+        # The photo-model hint has its own banner: an error or a batch offer must not replace it.
+        self.photo_hint = Banner()
+        self.photo_hint_dismiss = QPushButton("Dismiss")
+        self.photo_hint.layout().addWidget(self.photo_hint_dismiss)
         self.drop_zone = DropZone()
         self.canvas_stack = QStackedWidget()
         self.canvas_stack.addWidget(self.compare)
@@ -189,6 +196,7 @@ class UpscaleView(QWidget):
         lay.setContentsMargins(10, 10, 10, 8)
         lay.addLayout(bar)
         lay.addWidget(self.banner)
+        lay.addWidget(self.photo_hint)
         lay.addWidget(self.pages, 1)
         lay.addLayout(status)
         lay.addLayout(save)
@@ -203,6 +211,8 @@ class UpscaleView(QWidget):
         self.save_btn.clicked.connect(self.saveAsRequested)
         self.copy_btn.clicked.connect(self.copyRequested)
         self.banner.actionClicked.connect(self._on_banner_action)
+        self.photo_hint.actionClicked.connect(self.photoModelRequested)
+        self.photo_hint_dismiss.clicked.connect(self.hide_photo_hint)
         self.split_btn.toggled.connect(lambda on: on and self.set_mode("split"))
         self.side_btn.toggled.connect(lambda on: on and self.set_mode("side"))
         self.lens_btn.toggled.connect(self._set_lens)
@@ -369,6 +379,15 @@ class UpscaleView(QWidget):
         )
         self.banner.show_message(f"You dropped {what}. Upscale all of them in the Batch tab?", "info", BATCH_ACTION)
         self.banner.close_btn.show()  # the offer can be declined
+
+    def show_photo_hint(self, reason: str) -> None:
+        """Non-modal: the image looks damaged (``reason``, e.g. "JPEG quality about 30")."""
+        self.photo_hint.show_message(
+            f"Looks like {reason}: the photo model may give a cleaner result", "info", PHOTO_HINT_ACTION
+        )
+
+    def hide_photo_hint(self) -> None:
+        self.photo_hint.hide()
 
     def set_model_missing(self, missing: bool) -> None:
         if missing:

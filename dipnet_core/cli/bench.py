@@ -49,12 +49,15 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "auto" and args.precision == "auto" and args.device in ("auto", "cpu"):
         auto = create_backend(loaded, device=args.device)
         print(f"auto: {auto.describe()}: {auto.choice.reason if auto.choice else 'explicit'}")
-    print(f"{'backend':<60} {'s/MP':>8} {'MP/s':>8} {'runs':>5}")
+    out_megapixels = megapixels * loaded.descriptor.scale ** 2
+    print(f"output {args.size * loaded.descriptor.scale}x{args.size * loaded.descriptor.scale} "
+          f"({out_megapixels:.3f} MP); speed in output megapixels per second, as the app shows it")
+    print(f"{'s/out MP':>9} {'out MP/s':>9} {'runs':>5}  backend")
     for name, device, precision in configs:
         try:
             backend = create_backend(loaded, backend=name, device=device, precision=precision)
         except (ValueError, RuntimeError) as exc:  # BackendUnavailable, or a backend that fails to build
-            print(f"{f'{name} {device} {precision}':<60} unavailable: {exc}")
+            print(f"{'-':>9} {'-':>9} {'-':>5}  {name} {device} {precision}: unavailable: {exc}")
             continue
         with TiledUpscaler(backend, tile_size=args.tile) as up:
             up.upscale(pixels)  # warm-up: lazy init, kernel selection, allocator growth
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 t0 = time.perf_counter()
                 up.upscale(pixels)
                 times.append(time.perf_counter() - t0)
-        s_per_mp = float(np.median(times)) / megapixels
-        print(f"{backend.describe()[:60]:<60} {s_per_mp:8.3f} {1 / s_per_mp:8.2f} {len(times):5d}")
+        s_per_out_mp = float(np.median(times)) / out_megapixels
+        # The backend's description goes last and whole: cut to a column it lost its tail.
+        print(f"{s_per_out_mp:9.3f} {1 / s_per_out_mp:9.2f} {len(times):5d}  {backend.describe()}")
     return EXIT_OK

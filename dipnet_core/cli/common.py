@@ -67,8 +67,8 @@ def positive_float(text: str) -> float:
 
 
 def add_model_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", metavar="FILE",
-                   help="model file (.safetensors, .pth, .onnx); default: the built-in model")
+    p.add_argument("--model", "-m", metavar="MODEL",
+                   help="FILE, or a built-in: clean | photo (default: the built-in clean model)")
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -114,14 +114,19 @@ def warn(message: str) -> None:
 
 
 def resolve_model_path(model: str | None) -> Path:
-    if model:
-        return Path(model)
-    from ..resources import NO_BUILTIN_MODEL, builtin_model_path
+    """A ``--model`` value (a file, ``clean``/``photo``, or None for the default) -> the model file.
 
-    builtin = builtin_model_path()
-    if builtin is None:
+    A built-in this build lacks, or no built-in at all, is a usage error (exit 2).
+    """
+    from ..resources import NO_BUILTIN_MODEL, resolve_model_arg
+
+    try:
+        path = resolve_model_arg(model or None)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if path is None:
         raise CliError(NO_BUILTIN_MODEL, EXIT_USAGE)
-    return builtin
+    return path
 
 
 def load(model: str | None) -> Any:

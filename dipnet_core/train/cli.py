@@ -41,8 +41,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", "-m", metavar="FILE",
-                        help="model file (.safetensors/.pth/.onnx; default: the built-in model)")
+    parser.add_argument("--model", "-m", metavar="MODEL",
+                        help="FILE, or a built-in: clean | photo (default: the built-in clean model)")
     parser.add_argument("--data", required=True, metavar="DIR", help="folder of HR images (e.g. Set5)")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -128,14 +128,16 @@ def train_main(args: argparse.Namespace) -> int:
 def eval_main(args: argparse.Namespace) -> int:
     from ..eval import evaluate
 
-    model = args.model
-    if model is None:
-        from ..resources import NO_BUILTIN_MODEL, builtin_model_path
+    from ..resources import NO_BUILTIN_MODEL, resolve_model_arg
 
-        model = builtin_model_path()
-        if model is None:
-            print(f"error: {NO_BUILTIN_MODEL}", file=sys.stderr)
-            return EXIT_USAGE
+    try:
+        model = resolve_model_arg(args.model)  # a file, or a built-in's short name (clean | photo)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if model is None:
+        print(f"error: {NO_BUILTIN_MODEL}", file=sys.stderr)
+        return EXIT_USAGE
     result = evaluate(model, args.data, scale=args.scale, device=args.device)
     print("| image | PSNR-Y | SSIM-Y | PSNR-RGB | bicubic PSNR-Y | bicubic SSIM-Y |")
     print("|---|---:|---:|---:|---:|---:|")

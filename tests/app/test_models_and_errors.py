@@ -142,7 +142,7 @@ def test_measure_quality_can_be_cancelled_and_explains_an_empty_folder(
     # Hold the real evaluation at its start until the test has cancelled: no race with a fast machine.
     import threading
 
-    from dipnet_core.train import eval as eval_module
+    from dipnet_core import eval as eval_module
 
     real_evaluate, started = eval_module.evaluate, threading.Event()
 

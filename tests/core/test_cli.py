@@ -153,7 +153,7 @@ def test_bench_quick(capsys, model: str) -> None:
     rc, out, err = _run(capsys, "bench", "--model", model, "--size", "32", "--seconds", "0.1",
                         "--backend", "torch", "--device", "cpu", "--precision", "fp32")
     assert rc == 0, err
-    assert "s/MP" in out and "torch CPU fp32" in out
+    assert "out MP/s" in out and "output megapixels" in out and "torch CPU fp32" in out
 
 
 def test_clear_errors_for_missing_and_bad_files(capsys, tmp_path: Path, model: str,
