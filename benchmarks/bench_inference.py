@@ -21,6 +21,12 @@ Peak memory: VmHWM of a child process per setting upscaling a synthetic 4000x300
 to 16000x12000 (192 MP, 2.2 GB as float32), plus the end-to-end ``dipnet upscale`` run on the same
 image saved as PNG.
 
+Every result records the CPU (model name, speed-relevant flags, the full ``lscpu`` flag line) so
+tables from different machines never mix. ``ours onnxruntime CPU int8`` runs the authors' network's
+int8 twin, quantized at the start of the run on training-photo crops (never Set5/Set14) with its
+PSNR-Y loss measured on Set5 and Set14; ``ours default (auto, measured)`` is what ``create_backend``
+picks after timing the candidate paths on this machine (its reason is printed).
+
 Prints a markdown table and writes ``benchmarks/results/inference.json``.
 """
 
@@ -59,7 +65,8 @@ from dipnet_core.metrics import psnr
 from dipnet_core.models import LoadedModel, load_model
 from dipnet_core.resize import bicubic_downscale_uint8, modcrop
 
-SHARED = REPO.parent / "shared"
+# DIPNET_SHARED_DIR: run from a copy of the tree (so edits cannot leak into a running benchmark).
+SHARED = Path(os.environ.get("DIPNET_SHARED_DIR", REPO.parent / "shared"))
 WEIGHTS = SHARED / "reference" / "dipnet_official_x4.pth"
 OUT_JSON = REPO / "benchmarks" / "results" / "inference.json"
 THREADS = 2
@@ -182,6 +189,60 @@ def fp16_onnx_model(model: LoadedModel, tmp: Path) -> LoadedModel:
     return LoadedModel(descriptor=replace(d, arch="onnx"), module=None, path=path)
 
 
+def int8_twin_model(tmp: Path) -> tuple[LoadedModel, dict[str, Any]]:
+    """The authors' weights plus their int8 twin beside them (quantized now, quality measured now)."""
+    from dipnet_core.engine import export_onnx_bytes
+    from dipnet_core.export.int8 import export_int8
+
+    local = tmp / "authors.pth"
+    local.write_bytes(WEIGHTS.read_bytes())
+    model = load_model(local)
+    t0 = time.perf_counter()
+    record = export_int8(export_onnx_bytes(model, grid_aware=True), tmp / "authors.int8.onnx",
+                         [SHARED / "training-data", Path("/work/datasets/wallpapers/train")],
+                         eval_sets=[SHARED / "benchmarks" / "Set5", SHARED / "benchmarks" / "Set14"])
+    record["quantize_and_eval_s"] = time.perf_counter() - t0
+    print(f"  int8 twin: {record['recipe']}, loss {record['loss_db']}", flush=True)
+    return load_model(local), record
+
+
+def cpu_record() -> dict[str, Any]:
+    """What decides speed here: CPU model, flags, cores, library versions (stored with every result)."""
+    lscpu = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+        lscpu = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Flags")), "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    import onnxruntime
+
+    simd = hardware.simd_flags()
+    kind = "AVX-512 + bf16" if "avx512_bf16" in simd else "AVX-512" if "avx512f" in simd else \
+        "AVX2" if "avx2" in simd else "other"
+    return {"cpu": hardware.cpu_model(), "kind": kind, "simd_flags": simd, "vnni": hardware.has_vnni(),
+            "native_bf16": hardware.has_native_bf16(), "physical_cores": hardware.physical_cores(),
+            "lscpu_flags": lscpu or " ".join(sorted(hardware.cpu_flags())), "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__, "torch_threads": THREADS}
+
+
+def _add_variants(add: Callable[..., None], cpu: dict[str, str], model: LoadedModel, tmp: Path,
+                  info: dict[str, Any]) -> None:
+    """Layout, fusion, threading and tile-size variants (left out by ``--focus``)."""
+    add("ours torch fp32 NCHW", None, backend="torch", precision="fp32", channels_last=False, **cpu)
+    add("ours torch fp32 channels_last", None, backend="torch", precision="fp32", fuse=False, **cpu)
+    add("ours torch bf16 NCHW", None, backend="torch", precision="bf16", channels_last=False, **cpu)
+    add("ours torch bf16 channels_last", None, backend="torch", precision="bf16", fuse=False, **cpu)
+    add("ours torch bf16 channels_last fused, 2-thread tiles", None, backend="torch", precision="bf16",
+        tile_workers=False, **cpu)
+    add("ours onnxruntime CPU fp32, 2-thread tiles", None, backend="onnx", tile_workers=False, **cpu)
+    try:
+        add("ours onnxruntime CPU fp16 graph", None, fp16_onnx_model(model, tmp), backend="onnx", **cpu)
+    except Exception as exc:  # noqa: BLE001 - the fp16 conversion is an experiment; record why it did not run
+        info["ours onnxruntime CPU fp16 graph"] = {"error": f"{type(exc).__name__}: {exc}"}
+    for t in OUR_TILES:
+        add(f"ours default @ tile {t}", t)
+
+
 def build_settings(model: LoadedModel, ref: Reference, args: argparse.Namespace, tmp: Path
                    ) -> tuple[dict[str, Runner], dict[str, Any], list[Any]]:
     runners: dict[str, Runner] = {"reference whole-image fp32": ref.whole}
@@ -204,22 +265,33 @@ def build_settings(model: LoadedModel, ref: Reference, args: argparse.Namespace,
                        "fallback": backend.fallback_reason}
 
     cpu = {"device": "cpu"}
-    add("ours torch fp32 NCHW", None, backend="torch", precision="fp32", channels_last=False, **cpu)
-    add("ours torch fp32 channels_last", None, backend="torch", precision="fp32", fuse=False, **cpu)
+    if args.focus:  # the reference's best tiles and the paths the automatic choice picks between
+        for t in TILE_SWEEP:
+            if t not in (256, 320, 384):
+                del runners[f"reference tiled {t}"]
+    else:
+        _add_variants(add, cpu, model, tmp, info)
     add("ours torch fp32 channels_last fused", None, backend="torch", precision="fp32", **cpu)
-    add("ours torch bf16 NCHW", None, backend="torch", precision="bf16", channels_last=False, **cpu)
-    add("ours torch bf16 channels_last", None, backend="torch", precision="bf16", fuse=False, **cpu)
-    add("ours torch bf16 channels_last fused, 2-thread tiles", None, backend="torch", precision="bf16",
-        tile_workers=False, **cpu)
+    add("ours torch bf16 channels_last fused", None, backend="torch", precision="bf16", **cpu)
     add("ours onnxruntime CPU fp32", None, backend="onnx", **cpu)
-    add("ours onnxruntime CPU fp32, 2-thread tiles", None, backend="onnx", tile_workers=False, **cpu)
     try:
-        add("ours onnxruntime CPU fp16 graph", None, fp16_onnx_model(model, tmp), backend="onnx", **cpu)
-    except Exception as exc:  # noqa: BLE001 - the fp16 conversion is an experiment; record why it did not run
-        info["ours onnxruntime CPU fp16 graph"] = {"error": f"{type(exc).__name__}: {exc}"}
-    for t in OUR_TILES:
-        add(f"ours default @ tile {t}", t)
-    add("ours default (auto)", None)
+        twin_model, record = int8_twin_model(tmp)
+        info["int8 twin"] = record
+        add("ours onnxruntime CPU int8", None, twin_model, backend="onnx", precision="int8", **cpu)
+        if "ours onnxruntime CPU int8" in info and "error" not in info["ours onnxruntime CPU int8"]:
+            info["ours onnxruntime CPU int8"]["int8_loss_db"] = record["loss_db"]
+    except Exception as exc:  # noqa: BLE001 - calibration data may be absent on another machine
+        info["ours onnxruntime CPU int8"] = {"error": f"{type(exc).__name__}: {exc}"}
+        twin_model = model
+    add("ours default (auto, rules)", None, measure=False)
+    # The measured choice, in a fresh cache so this run measures (the twin is a candidate if within 0.05 dB).
+    os.environ["DIPNET_CACHE_DIR"] = str(tmp / "choice-cache")
+    add("ours default (auto, measured)", None, twin_model, measure=True)
+    label = "ours default (auto, measured)"
+    if label in info and "error" not in info[label]:
+        backend = runners[label].__self__.backend  # type: ignore[attr-defined]
+        info[label]["choice"] = backend.choice.to_json() if backend.choice else None
+        print(f"  auto choice: {backend.choice.reason if backend.choice else '-'}", flush=True)
     if args.compile:
         add("ours torch bf16 compiled", None, backend="torch", precision="bf16", compile=True, **cpu)
     return runners, info, keep
@@ -397,7 +469,7 @@ def run_speed(model: LoadedModel, args: argparse.Namespace, all_items: list[Any]
             **quality[name], "set5_psnr_loss_db": ref_set5 - quality[name]["set5_psnr_y_db"],
             "all_round_seconds": ts, **info.get(name, {}),
         })
-    return {"baseline": best_ref, "settings": rows,
+    return {"baseline": best_ref, "settings": rows, "int8_twin": info.get("int8 twin"),
             "errors": {k: v["error"] for k, v in info.items() if "error" in v}}
 
 
@@ -407,6 +479,9 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="include torch.compile (slow to compile)")
     ap.add_argument("--quick", action="store_true", help="one round, no 12 MP and no sweep")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--focus", action="store_true",
+                    help="only the reference at tiles 256/320/384 and the paths the automatic choice picks "
+                         "between, on Set5 + Set14 + the mosaic (for a loaded machine)")
     ap.add_argument("--skip-speed", action="store_true", help="keep the speed table of the previous JSON")
     ap.add_argument("--tiling-sweep", action="store_true", help="re-measure the tiling error table")
     ap.add_argument("--tiling-configs", default="",
@@ -421,6 +496,8 @@ def main() -> None:
     model = load_model(WEIGHTS)
     macs = model.module.config.macs_per_input_pixel()  # type: ignore[union-attr]
     groups = load_inputs()
+    if args.focus:
+        groups.pop("synthetic512", None)
     all_items = [(g, n, x, hr) for g, items in groups.items() for n, x, hr in items]
     inputs = [x for _g, _n, x, _hr in all_items]
     mp = sum(x.shape[0] * x.shape[1] for x in inputs) / 1e6
@@ -428,10 +505,11 @@ def main() -> None:
           f"native bf16 {hardware.has_native_bf16()}", flush=True)
 
     previous = json.loads(OUT_JSON.read_text()) if OUT_JSON.exists() else {}
+    machine = {**cpu_record(), "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    print(f"CPU: {machine['cpu']} ({machine['kind']}; {' '.join(machine['simd_flags'])}), "
+          f"{machine['physical_cores']} cores", flush=True)
     result: dict[str, Any] = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "physical_cores": hardware.physical_cores(),
-                    "native_bf16": hardware.has_native_bf16(), "torch": torch.__version__,
-                    "torch_threads": THREADS, "date": time.strftime("%Y-%m-%d %H:%M")},
+        "machine": machine,
         "inputs": {g: [n for n, _x, _h in items] for g, items in groups.items()},
         "input_megapixels_per_pass": mp, "macs_per_input_pixel": macs, "default_overlap": DEFAULT_OVERLAP,
         "reference_overlap": REF_OVERLAP,
@@ -441,6 +519,8 @@ def main() -> None:
             result[key] = previous.get(key)
     else:
         result.update(run_speed(model, args, all_items, mp, macs))
+        for row in result["settings"]:  # each row names its CPU, so rows copied elsewhere stay attributable
+            row["cpu"], row["cpu_kind"], row["simd_flags"] = machine["cpu"], machine["kind"], machine["simd_flags"]
 
     if args.tiling_sweep:
         print("tiling sweep", flush=True)
@@ -464,7 +544,10 @@ def main() -> None:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    print(f"\nbaseline: {result['baseline']}  ({result['input_megapixels_per_pass']:.3f} input MP per pass, "
+    m = result["machine"]
+    print(f"\nCPU: {m.get('cpu')} ({m.get('kind', '?')}: {' '.join(m.get('simd_flags', []))}), "
+          f"{m.get('physical_cores')} physical cores, {m.get('date')}")
+    print(f"baseline: {result['baseline']}  ({result['input_megapixels_per_pass']:.3f} input MP per pass, "
           f"torch threads {result['machine']['torch_threads']})\n")
     print("| setting | s/MP | x vs best-tiled ref | max diff (levels) | min PSNR-Y vs ref (dB) "
           "| Set5 PSNR-Y (dB) | loss (dB) | % of fp32 FMA bound |")
@@ -475,6 +558,12 @@ def print_table(result: dict[str, Any]) -> None:
               f"{r['set5_psnr_loss_db']:.3f} | {100 * r['fraction_of_fp32_fma_bound']:.0f}% |")
     for name, err in result.get("errors", {}).items():
         print(f"- {name}: not run ({err[:200]})")
+    twin = result.get("int8_twin")
+    if twin:
+        print(f"\nint8 twin ({twin['recipe']}): PSNR-Y {json.dumps(twin['psnr_y'])}, loss {json.dumps(twin['loss_db'])}")
+    for r in result["settings"]:
+        if r.get("choice"):
+            print(f"auto choice: {r['choice']['reason']}")
     te = result.get("tiling_error")
     if te:
         print("\ntiling error, worst over", te["inputs"])

@@ -12,6 +12,9 @@ import os
 
 # Before anything imports Qt: the app tests run without a display.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The engine's automatic CPU choice uses its rules, not a per-machine measurement written to the
+# user's cache; tests of the measured choice (test_engine_choice.py) switch it back on.
+os.environ.setdefault("DIPNET_MEASURE_BACKENDS", "0")
 
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     megapixels = args.size * args.size / 1e6
     print(f"model: {loaded.descriptor.summary()}")
     print(f"input {args.size}x{args.size} ({megapixels:.3f} MP), about {args.seconds:g} s per configuration")
+    if args.backend == "auto" and args.precision == "auto" and args.device in ("auto", "cpu"):
+        auto = create_backend(loaded, device=args.device)
+        print(f"auto: {auto.describe()}: {auto.choice.reason if auto.choice else 'explicit'}")
     out_megapixels = megapixels * loaded.descriptor.scale ** 2
     print(f"output {args.size * loaded.descriptor.scale}x{args.size * loaded.descriptor.scale} "
           f"({out_megapixels:.3f} MP); speed in output megapixels per second, as the app shows it")

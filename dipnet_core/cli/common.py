@@ -22,7 +22,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 FORMAT_CHOICES = ("png", "jpg", "webp", "tiff")
 BACKEND_CHOICES = ("auto", "torch", "onnx")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 class CliError(DipnetError):

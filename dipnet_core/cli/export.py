@@ -16,7 +16,39 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.onnx or OUT.safetensors")
     p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--check", action="store_true", help="verify the export against the PyTorch model")
+    p.add_argument("--int8", action="store_true",
+                   help="write the model's int8 twin (onnxruntime static QDQ); name it MODEL.int8.onnx beside "
+                        "the model so the engine finds it")
+    p.add_argument("--calibration", nargs="+", metavar="DIR", help="with --int8: folders of training photos")
+    p.add_argument("--eval", nargs="+", metavar="DIR",
+                   help="with --int8: HR test-image folders (e.g. Set5 Set14); the measured loss is stored and "
+                        "the automatic choice uses the twin only within 0.05 dB")
     p.set_defaults(func=run)
+
+
+def _export_int8(loaded: Any, out: Path, args: argparse.Namespace) -> int:
+    from ..export.int8 import export_int8
+
+    if out.suffix.lower() != ".onnx":
+        raise CliError(f"--int8 writes an ONNX file; {out} must end in .onnx (MODEL.int8.onnx beside the model "
+                       "is found automatically)", EXIT_USAGE)
+    if not args.calibration:
+        raise CliError("--int8 needs --calibration DIR (training photos, never the test images)", EXIT_USAGE)
+    if loaded.module is not None:
+        from ..engine import export_onnx_bytes
+
+        fp32 = export_onnx_bytes(loaded, grid_aware=True, opset=args.opset)
+    else:
+        fp32 = Path(loaded.path).read_bytes()
+    t0 = time.monotonic()
+    record = export_int8(fp32, out, args.calibration, eval_sets=args.eval or (), scale=loaded.descriptor.scale)
+    print(f"wrote {out} in {time.monotonic() - t0:.1f} s ({record['recipe']})")
+    for name, loss in sorted(record["loss_db"].items()):
+        ps = record["psnr_y"][name]
+        print(f"  {name}: PSNR-Y fp32 {ps['fp32']:.3f} dB, int8 {ps['int8']:.3f} dB, loss {loss:+.3f} dB")
+    if not record["loss_db"]:
+        print("  quality not measured (no --eval): the automatic choice will not use this twin")
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from ..models import load_model
 
     loaded = load_model(args.model)
+    if args.int8:
+        return _export_int8(loaded, out, args)
     t0 = time.monotonic()
     if suffix == ".onnx":
         export_onnx(loaded, out, opset=args.opset)

@@ -32,6 +32,10 @@ def info_dict(loaded: Any) -> dict[str, Any]:
         info["macs_per_input_pixel"] = cfg.macs_per_input_pixel()
     info["params"] = d.params
     info["backends"] = available_backends()
+    from ..engine.backends.autoselect import cache_key, load_cached
+
+    choice = load_cached(cache_key(loaded))
+    info["auto_choice"] = choice.to_json() if choice else None
     return info
 
 
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     missing = list(dict.fromkeys(f"{b['backend']} {b['device']}: {b['detail']}" for b in info["backends"]
                                  if not b["available"]))
     rows.append(("backends", ", ".join(usable) or "none"))
+    choice = info.get("auto_choice")
+    rows.append(("auto choice", choice["reason"] if choice else "not measured yet (the first upscale measures it)"))
     if missing:
         rows.append(("unavailable", "; ".join(missing)))
     width = max(len(k) for k, _ in rows)

@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     upscaler = make_upscaler(loaded, args)
     print(f"model: {loaded.descriptor.summary()}  [{loaded.path}]")
     print(f"backend: {describe_backend(upscaler)}")
+    choice = getattr(getattr(upscaler, "backend", None), "choice", None)
+    if choice is not None:
+        print(f"why: {choice.reason}")
 
     def on_event(event: Any) -> None:
         if isinstance(event, ItemDone):

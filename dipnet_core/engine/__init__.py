@@ -11,20 +11,24 @@ Typical use::
 ``upscale_image`` handles grey, alpha and metadata; ``upscale_image_to_file`` also writes the
 file, streaming PNG rows to an encoder thread as tile rows finish (``TiledUpscaler.iter_bands``). Module map:
 
-* ``backends``: :class:`Backend`, torch and onnxruntime implementations, ``create_backend``.
-* ``gridnet``: the DIPNet forward pass whose ESA attention follows the whole image's
-  grid, so tiles match a whole-image pass within 1/255.
+* ``backends``: :class:`Backend`, torch and onnxruntime implementations, the measured
+  automatic choice (``backend.choice.reason``) and ``create_backend``.
+* ``grid`` / ``gridnet``: the tile geometry (numpy) and the DIPNet forward pass (torch)
+  whose ESA attention follows the whole image's grid, so tiles match a whole-image
+  pass within 1/255.
 * ``tiling``: pure-Python tile plans.
 * ``upscaler``: :class:`TiledUpscaler` (tile workers, progress, cancellation,
   out-of-memory retries) and the measured overlap table.
 * ``hardware``: cores, free memory, CPU flags without psutil.
 """
 
+from typing import Any
+
 from .backends import (
     Backend,
     BackendUnavailable,
+    EngineChoice,
     OnnxRuntimeBackend,
-    TorchBackend,
     available_backends,
     create_backend,
     export_onnx_bytes,
@@ -42,9 +46,18 @@ from .upscaler import (
 )
 
 __all__ = [
-    "DEFAULT_OVERLAP", "Backend", "BackendUnavailable", "OnnxRuntimeBackend", "OutputBand", "TileBox",
-    "TileProgress",
+    "DEFAULT_OVERLAP", "Backend", "BackendUnavailable", "EngineChoice", "OnnxRuntimeBackend", "OutputBand",
+    "TileBox", "TileProgress",
     "TiledUpscaler", "TorchBackend", "auto_tile_size", "available_backends", "create_backend", "default_overlap",
     "export_onnx_bytes", "is_out_of_memory", "plan_tiles", "upscale_image", "upscale_image_iter",
     "upscale_image_to_file",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # TorchBackend imports torch; the upscale-only (onnxruntime) path never touches it.
+    if name == "TorchBackend":
+        from .backends.torch_backend import TorchBackend
+
+        return TorchBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

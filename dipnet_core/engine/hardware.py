@@ -28,6 +28,36 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+#: The flags that decide which kernels run fast here (benchmarks record them with every result).
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16",
+              "amx_int8", "neon", "asimd", "asimddp", "bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's marketing name (``/proc/cpuinfo`` model name, else ``platform.processor()``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model Name", "Hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def simd_flags() -> list[str]:
+    """The speed-relevant subset of :func:`cpu_flags`, in a fixed order."""
+    flags = cpu_flags()
+    return [f for f in SIMD_FLAGS if f in flags]
+
+
+def has_vnni() -> bool:
+    """int8 dot-product instructions: without them u8 x s8 products can saturate in onnxruntime."""
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"} & cpu_flags())
+
+
 def has_native_bf16() -> bool:
     """True when the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX).
 

@@ -55,7 +55,7 @@ import numpy as np
 from ..cancel import CancelToken, check
 from . import hardware
 from .backends import Backend, is_out_of_memory
-from .gridnet import TileGrid
+from .grid import TileGrid
 from .tiling import TileBox, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,8 @@ def auto_tile_size(backend: Backend, height: int, width: int) -> int:
         fit = int(math.sqrt(free * MEMORY_FRACTION_GPU / bpp))
         tile = min(GPU_TILE_MAX, fit)
     else:
-        tile = CPU_TILE_SIZE if side > CPU_WHOLE_IMAGE_MAX else max(side, CPU_TILE_SIZE)
+        base = backend.preferred_tile or CPU_TILE_SIZE  # the measured choice, when it found a best
+        tile = base if side > CPU_WHOLE_IMAGE_MAX else max(side, base)
         avail = hardware.available_memory_bytes()
         if avail is not None:
             per_worker = avail * MEMORY_FRACTION_CPU / max(1, backend.workers)

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ModelError
 from ..models import DIPNet, LoadedModel, ModelDescriptor, dipnet_descriptor
 from ..models.descriptor import DESCRIPTOR_KEY
+from .errors import ExportError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -34,10 +34,6 @@ _TRACE_SIZE = 64
 # torch's notices about its own exporter choice (see the module docstring); matched by message so any
 # other warning raised during export still reaches the caller.
 _EXPORTER_NOTICES = (r".*legacy TorchScript-based ONNX export", r"The feature will be removed")
-
-
-class ExportError(ModelError):
-    """The model cannot be exported (e.g. an ONNX file has no PyTorch weights to export)."""
 
 
 def _split(loaded_or_module: LoadedModel | nn.Module, descriptor: ModelDescriptor | None
@@ -58,25 +54,44 @@ def _cpu_fp32_eval_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module).to(device="cpu", dtype=torch.float32).eval()
 
 
+def _trace_inputs(model: nn.Module, in_ch: int, size: int, grid_aware: bool
+                  ) -> tuple[nn.Module, tuple[torch.Tensor, ...], list[str], dict[str, dict[int, str]]]:
+    dummy = torch.rand(1, in_ch, size, size)
+    axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+            OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}}
+    if not grid_aware:
+        return model, (dummy,), [INPUT_NAME], axes
+    if not isinstance(model, DIPNet):
+        raise ExportError("only DIPNet-family models have a grid-aware export")
+    from ..engine.gridnet import GridDIPNet, TileGrid, grid_matrices
+
+    ry, rx_t = grid_matrices(TileGrid(0, 0, size, size), size, size)
+    axes.update({"ry": {0: "height", 1: "coarse_height"}, "rx_t": {0: "coarse_width", 1: "width"}})
+    return (GridDIPNet(model).eval(), (dummy, torch.from_numpy(ry), torch.from_numpy(rx_t)),
+            [INPUT_NAME, "ry", "rx_t"], axes)
+
+
 def onnx_to_bytes(module: LoadedModel | nn.Module, opset: int = DEFAULT_OPSET, dynamic: bool = True,
-                  descriptor: ModelDescriptor | None = None) -> bytes:
-    """Serialized ONNX model (for an in-memory onnxruntime session or for writing to disk)."""
+                  descriptor: ModelDescriptor | None = None, grid_aware: bool = False) -> bytes:
+    """Serialized fp32 ONNX model (for an in-memory onnxruntime session or for writing to disk).
+
+    ``grid_aware`` exports :class:`~dipnet_core.engine.gridnet.GridDIPNet` (inputs
+    ``input``, ``ry``, ``rx_t``), which the engine runs for exact tiling; the default is
+    the plain one-input graph other tools expect. This is the only ONNX export in the
+    project: the onnxruntime backend calls it too.
+    """
     import onnx
 
     torch_module, descriptor = _split(module, descriptor)
-    model = _cpu_fp32_eval_copy(torch_module)
     in_ch = descriptor.in_channels if descriptor else 3
     size = max(_TRACE_SIZE, descriptor.min_size if descriptor else 1)
-    dummy = torch.rand(1, in_ch, size, size)
+    model, args, input_names, axes = _trace_inputs(_cpu_fp32_eval_copy(torch_module), in_ch, size, grid_aware)
     kwargs: dict[str, object] = {
-        "input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset,
+        "input_names": input_names, "output_names": [OUTPUT_NAME], "opset_version": opset,
         "do_constant_folding": True,
     }
     if dynamic:
-        kwargs["dynamic_axes"] = {
-            INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-            OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"},
-        }
+        kwargs["dynamic_axes"] = axes
     # torch < 2.5 has no `dynamo` argument and always uses the TorchScript exporter.
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False
@@ -84,8 +99,12 @@ def onnx_to_bytes(module: LoadedModel | nn.Module, opset: int = DEFAULT_OPSET, d
     with warnings.catch_warnings():
         for message in _EXPORTER_NOTICES:
             warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
-        with torch.no_grad():
-            torch.onnx.export(model, (dummy,), buf, **kwargs)
+        try:
+            with torch.no_grad():
+                torch.onnx.export(model, args, buf, **kwargs)
+        except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
+            arch = descriptor.arch if descriptor else type(torch_module).__name__
+            raise ExportError(f"ONNX export of {arch} failed: {exc}") from exc
     proto = onnx.load_from_string(buf.getvalue())
     if descriptor is not None:
         meta = {p.key: p for p in proto.metadata_props}

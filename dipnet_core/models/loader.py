@@ -12,6 +12,8 @@ discovered in the output image.
 
 from __future__ import annotations
 
+import importlib.util
+
 import pickle
 import warnings
 from pathlib import Path
@@ -158,6 +160,13 @@ def _load(path: Path) -> LoadedModel:
     if path.stat().st_size == 0:
         raise ModelLoadError(path, "file is empty (0 bytes)")
     suffix = path.suffix.lower()
+    if suffix != ".onnx" and importlib.util.find_spec("torch") is None:
+        # The upscale-only install has no torch: a model shipped with its ONNX twin still runs.
+        twin = path.with_suffix(".onnx")
+        if twin.is_file():
+            return _load(twin)
+        raise ModelLoadError(path, "needs PyTorch, which is not installed here (install torch, or use the "
+                                   "model's .onnx export)")
     reader = _READERS.get(suffix)
     if reader is None:
         # Not a format we read; spandrel may still know it.

@@ -305,12 +305,15 @@ def fake_cpu(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     torch's CUDA check and the onnxruntime providers (``[]`` when onnxruntime is not installed).
     The backends that are then built are real and run the real model.
     """
-    from dipnet_core.engine import backends, hardware
+    from dipnet_core.engine import hardware
+    from dipnet_core.engine.backends import factory, onnxruntime_backend
 
     def fake(flags: frozenset[str], onnxruntime: bool = True) -> None:
+        providers = ["CPUExecutionProvider"] if onnxruntime else []
         monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
-        monkeypatch.setattr(backends, "_torch_cuda_available", lambda: False)
-        monkeypatch.setattr(backends, "_ort_providers", lambda: ["CPUExecutionProvider"] if onnxruntime else [])
+        monkeypatch.setattr(factory, "_torch_cuda_available", lambda: False)
+        monkeypatch.setattr(factory, "ort_providers", lambda: providers)
+        monkeypatch.setattr(onnxruntime_backend, "ort_providers", lambda: providers)
 
     return fake
 

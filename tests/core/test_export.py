@@ -69,3 +69,71 @@ def test_safetensors_export(builtin_model, tmp_path: Path) -> None:
     path = export_safetensors(builtin_model, tmp_path / "builtin.safetensors")
     assert check_safetensors_roundtrip(builtin_model, path) == 0.0
     assert load_model(path).descriptor.config == builtin_model.descriptor.config
+
+
+# ------------------------------------------------------------------------- one export path, int8 twin
+
+
+class _Warns(torch.nn.Module):
+    """A module whose forward raises a warning of its own while it is traced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import warnings
+
+        warnings.warn("model-specific trouble", UserWarning, stacklevel=1)
+        return self.conv(x)
+
+
+def test_export_keeps_warnings_that_are_not_torchs_exporter_notices() -> None:
+    from dipnet_core.models import ModelDescriptor
+
+    with pytest.warns(UserWarning, match="model-specific trouble"):
+        onnx_to_bytes(_Warns(), descriptor=ModelDescriptor(arch="custom", scale=1))
+
+
+def test_grid_aware_export_is_the_engines_graph(builtin_model) -> None:
+    """The engine's onnxruntime backend and `dipnet export` share one exporter; the grid form adds ry/rx_t."""
+    from dipnet_core.engine import create_backend
+    from dipnet_core.engine.grid import TileGrid, grid_matrices
+
+    data = onnx_to_bytes(builtin_model, grid_aware=True)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input", "ry", "rx_t"]
+    x = np.random.default_rng(0).random((1, 3, 36, 42), dtype=np.float32)
+    ry, rx_t = grid_matrices(TileGrid(0, 0, 36, 42), 36, 42)
+    got = session.run(None, {"input": x, "ry": ry, "rx_t": rx_t})[0]
+    backend = create_backend(builtin_model, backend="onnx", device="cpu", precision="fp32")
+    assert backend.grid_aware
+    np.testing.assert_allclose(got, backend.run(x), atol=1e-5)
+    with torch.no_grad():
+        expected = builtin_model.module(torch.from_numpy(x)).numpy()
+    assert float(np.abs(got - expected).max()) < 1e-4
+
+
+def test_int8_twin_records_its_measured_quality(official_model, tmp_path: Path, set5_dir: Path) -> None:
+    """export_int8 on the authors' weights: calibrated on photos outside the test set, loss measured and stored."""
+    from PIL import Image
+
+    from dipnet_core.engine import create_backend
+    from dipnet_core.export.int8 import export_int8, is_int8_graph, read_int8_quality
+
+    calib, evals = tmp_path / "calib", tmp_path / "eval"
+    calib.mkdir()
+    evals.mkdir()
+    with Image.open(set5_dir / "baby.png") as im:  # calibration and evaluation crops do not overlap
+        im.crop((0, 0, 200, 200)).save(calib / "a.png")
+        im.crop((300, 300, 460, 460)).save(evals / "b.png")
+    twin = tmp_path / "authors.int8.onnx"
+    record = export_int8(onnx_to_bytes(official_model, grid_aware=True), twin, [calib], eval_sets=[evals], crops=4)
+    data = twin.read_bytes()
+    assert is_int8_graph(data) and read_int8_quality(data) == record
+    assert set(record["loss_db"]) == {"eval"} and abs(record["loss_db"]["eval"]) < 0.5
+    ps = record["psnr_y"]["eval"]
+    assert ps["fp32"] > 25 and ps["fp32"] - ps["int8"] == pytest.approx(record["loss_db"]["eval"], abs=1e-3)
+    twin_model = load_model(twin)
+    backend = create_backend(twin_model)
+    assert backend.precision == "int8" and backend.grid_aware

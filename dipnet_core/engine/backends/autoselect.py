@@ -1,0 +1,392 @@
+"""Pick the CPU inference path by measuring it on this machine, once, and remember the choice.
+
+Why measure instead of reading CPU flags: the fastest path depends on more than
+the flags. On the AVX-512-bf16 Zen 4 torch bf16 with fused convs won; on an
+AVX2-only EPYC onnxruntime fp32 and torch fp32 tied; int8 helps where VNNI exists
+and only for models whose int8 twin kept the quality. So the first time a model
+runs on a machine, each candidate path (backend x precision, within the quality
+bound) runs a few small tiles, the fastest per output pixel wins, then its tile
+size and threading are refined the same way. About a second or two of timing.
+
+The result is cached in the platformdirs user cache, keyed by the CPU model and
+flags, the core count, the model's content hash and the library versions, so a
+new CPU, model file or library version measures again. ``EngineChoice.reason``
+says what was chosen and why (``dipnet info``, ``dipnet bench``, the app).
+
+Quality bound: float paths are within 0.02 dB by construction (fp32) or by a
+measurement that ships with the code (bf16 on the DIPNet family, 0.005-0.010 dB
+on Set5); an int8 twin is a candidate only if its file records a measured loss
+within :data:`INT8_BOUND_DB` on Set5 and Set14.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import hardware
+from ..grid import TileGrid
+from .base import Backend, BackendUnavailable
+
+if TYPE_CHECKING:
+    from ...models import LoadedModel
+
+log = logging.getLogger(__name__)
+
+INT8_BOUND_DB = 0.05
+FLOAT_BOUND_DB = 0.02
+#: Tile sides timed: paths are compared at the first, the winner is timed at the others too.
+TILE_CANDIDATES = (160, 320)
+CACHE_VERSION = 1
+#: Set to "0" to skip measuring and use the CPU-flag rules (tests, reproducible benchmarks).
+ENV_SWITCH = "DIPNET_MEASURE_BACKENDS"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run the model on the CPU."""
+
+    backend: str  # "torch" | "onnx"
+    precision: str  # "fp32" | "bf16" | "int8"
+    tile_workers: bool = True  # one single-threaded tile per core, else one tile across all cores
+
+    def path(self) -> str:
+        """Backend and precision, e.g. ``onnxruntime int8``."""
+        return f"{'onnxruntime' if self.backend == 'onnx' else self.backend} {self.precision}"
+
+    def label(self) -> str:
+        threads = "1 thread per tile" if self.tile_workers else "all threads per tile"
+        return f"{self.path()} ({threads})"
+
+
+@dataclass
+class EngineChoice:
+    """What ``auto`` runs on this machine and why."""
+
+    backend: str
+    precision: str
+    tile: int | None
+    tile_workers: bool
+    s_per_mp: float | None  # measured seconds per output-equivalent input megapixel
+    reason: str
+    key: str = ""
+    cached: bool = False
+    timings: dict[str, float] = field(default_factory=dict)  # candidate label -> s/MP
+    excluded: dict[str, str] = field(default_factory=dict)  # candidate label -> why not timed
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> EngineChoice:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# ------------------------------------------------------------------------------------------- cache
+
+
+def cache_file() -> Path:
+    """Where measured choices live (one JSON file, a few hundred bytes per model and machine)."""
+    override = os.environ.get("DIPNET_CACHE_DIR")
+    if override:
+        return Path(override) / "engine-choices.json"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("dipnet-studio")) / "engine-choices.json"
+
+
+def _library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for dist in ("torch", "onnxruntime", "numpy", "dipnet-studio"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = ""
+    return out
+
+
+def model_hash(model: LoadedModel) -> str:
+    """Content hash of the model (its file; an in-memory module hashes its weights)."""
+    h = hashlib.sha256()
+    path = getattr(model, "path", None)
+    if path is not None and Path(path).is_file():
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    elif model.module is not None:
+        for name, tensor in model.module.state_dict().items():
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().float().numpy().tobytes())
+    else:
+        h.update(model.descriptor.to_json().encode())
+    twin_path = _int8_twin(model)
+    if twin_path is not None:  # a new or removed int8 twin changes the candidates
+        h.update(twin_path.read_bytes())
+    return h.hexdigest()[:24]
+
+
+def cache_key(model: LoadedModel) -> str:
+    """CPU model + speed-relevant flags + cores + model content + library versions."""
+    parts = {
+        "cpu": hardware.cpu_model(), "flags": hardware.simd_flags(), "cores": hardware.physical_cores(),
+        "model": model_hash(model), "libs": _library_versions(), "v": CACHE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+_cache_lock = threading.Lock()
+
+
+def load_cached(key: str) -> EngineChoice | None:
+    try:
+        data = json.loads(cache_file().read_text())
+        entry = data.get(key)
+        return EngineChoice.from_json(entry) if isinstance(entry, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def store(choice: EngineChoice) -> None:
+    """Add ``choice`` to the cache file (atomically; a failed write only costs a re-measure)."""
+    path = cache_file()
+    with _cache_lock:
+        try:
+            try:
+                data = json.loads(path.read_text())
+                if not isinstance(data, dict):
+                    data = {}
+            except (OSError, ValueError):
+                data = {}
+            entry = choice.to_json()
+            entry["cached"] = False
+            data[choice.key] = entry
+            path.parent.mkdir(parents=True, exist_ok=True)
+            from ...io.atomic import atomic_write_bytes
+
+            atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
+        except OSError as exc:
+            log.info("could not cache the engine choice in %s (%s)", path, exc)
+
+
+# ------------------------------------------------------------------------------------ candidates
+
+
+def _int8_twin(model: LoadedModel) -> Path | None:
+    from .onnxruntime_backend import int8_twin_path
+
+    return int8_twin_path(model)
+
+
+def int8_quality_ok(model: LoadedModel) -> tuple[bool, str]:
+    """Whether the model's int8 twin recorded a measured loss within the bound, and what it was."""
+    twin = _int8_twin(model)
+    if twin is None:
+        return False, "no int8 twin (dipnet export --int8 makes one)"
+    from ...export.int8 import read_int8_quality
+
+    quality = read_int8_quality(twin.read_bytes())
+    if not quality or not quality.get("loss_db"):
+        return False, "int8 twin has no measured quality"
+    losses = quality["loss_db"]
+    worst = max(float(v) for v in losses.values())
+    text = ", ".join(f"{k} {float(v):+.3f} dB" for k, v in sorted(losses.items()))
+    if worst > INT8_BOUND_DB:
+        return False, f"int8 loses {text} (bound {INT8_BOUND_DB} dB)"
+    return True, f"int8 loss {text} (bound {INT8_BOUND_DB} dB)"
+
+
+def _is_dipnet(model: LoadedModel) -> bool:
+    if model.module is None:
+        config = model.descriptor.config or {}
+        return "blocks" in config
+    from ...models import DIPNet
+
+    return isinstance(model.module, DIPNet)
+
+
+def _torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def candidate_paths(model: LoadedModel) -> tuple[list[Candidate], dict[str, str]]:
+    """Paths worth timing for ``model`` here, and why the others are left out."""
+    from .onnxruntime_backend import ort_providers
+
+    out: list[Candidate] = []
+    excluded: dict[str, str] = {}
+    has_torch = model.module is not None and _torch_available()
+    if has_torch:
+        out.append(Candidate("torch", "fp32"))
+        if not _is_dipnet(model):
+            excluded["torch bf16"] = "bf16 quality is measured for the DIPNet family only"
+        elif not hardware.has_native_bf16():
+            excluded["torch bf16"] = "no native bf16 on this CPU (AVX512-BF16/AMX); emulated bf16 is slower"
+        else:
+            out.append(Candidate("torch", "bf16"))
+    else:
+        excluded["torch"] = "no torch module (ONNX file or torch not installed)"
+    if "CPUExecutionProvider" in ort_providers():
+        out.append(Candidate("onnx", "fp32"))
+        ok, why = int8_quality_ok(model)
+        if ok:
+            out.append(Candidate("onnx", "int8"))
+        else:
+            excluded["onnxruntime int8"] = why
+    else:
+        excluded["onnxruntime"] = "onnxruntime is not installed"
+    return out, excluded
+
+
+# ------------------------------------------------------------------------------------------ timing
+
+#: (candidate, tile side) -> seconds per useful input megapixel; replaced in tests by fake timings.
+Runner = Callable[[Candidate, int], float]
+
+
+def _probe_input(channels: int, tile: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:tile, 0:tile].astype(np.float32)
+    planes = [0.5 + 0.4 * np.sin(xx / (3 + c) + c) * np.cos(yy / (4 + c)) for c in range(channels)]
+    return np.stack(planes)[None].astype(np.float32)
+
+
+def useful_fraction(tile: int, overlap: int | None = None) -> float:
+    """Share of a tile's pixels that reach the output once the tiler's overlap is cut (interior tiles)."""
+    if overlap is None:
+        from ..upscaler import default_overlap  # the tiler imports this package; import at call time
+
+        overlap = default_overlap(tile)
+    core = max(1, tile - 2 * overlap)
+    return (core * core) / float(tile * tile)
+
+
+class BackendRunner:
+    """Times real backends: ``workers`` tiles at once, as the tiler runs them; builds each backend once."""
+
+    def __init__(self, model: LoadedModel, build: Callable[[Candidate], Backend], budget_s: float = 2.0) -> None:
+        self.model = model
+        self.build = build
+        self.budget_s = budget_s
+        self.backends: dict[Candidate, Backend] = {}
+
+    def backend(self, cand: Candidate) -> Backend:
+        if cand not in self.backends:
+            self.backends[cand] = self.build(cand)
+        return self.backends[cand]
+
+    def __call__(self, cand: Candidate, tile: int) -> float:
+        from concurrent.futures import ThreadPoolExecutor
+
+        backend = self.backend(cand)
+        x = _probe_input(backend.in_channels, tile)
+        grid = TileGrid(0, 0, tile, tile) if backend.grid_aware else None
+        workers = max(1, backend.workers)
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda _: backend.init_worker(), range(workers)))
+            backend.workers_ready()
+
+            def batch() -> float:
+                t0 = time.perf_counter()
+                list(pool.map(lambda _: backend.run(x, grid), range(workers)))
+                return time.perf_counter() - t0
+
+            batch()  # warm-up: first-call allocations, oneDNN primitive creation
+            best = min(batch() for _ in range(2))
+        pixels = workers * tile * tile * useful_fraction(tile)
+        return best / pixels * 1e6
+
+
+def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] | None = None,
+            excluded: dict[str, str] | None = None, tiles: Sequence[int] = TILE_CANDIDATES) -> EngineChoice:
+    """Time ``candidates`` with ``runner`` and return the fastest (path, threading, tile).
+
+    Paths and threading are compared at the smallest tile (cheap); the winner is
+    then timed at the larger tiles. Cost is per *useful* pixel (the overlap cut
+    away), so a larger tile wins unless its per-pixel cost grows (cache effects).
+    When the largest measured tile wins, ``tile`` is None: the tiler then uses
+    tiles as large as its memory bound allows.
+    """
+    if candidates is None:
+        candidates, excluded = candidate_paths(model)
+    excluded = dict(excluded or {})
+    timings: dict[str, float] = {}
+    first = tiles[0]
+
+    def timed(cand: Candidate, tile: int) -> float | None:
+        try:
+            s = runner(cand, tile)
+        except (BackendUnavailable, RuntimeError, MemoryError, ValueError) as exc:
+            excluded[f"{cand.label()} @{tile}"] = f"failed: {exc}"
+            return None
+        timings[f"{cand.label()} @{tile}"] = s
+        return s
+
+    scored = [(s, cand) for cand in candidates if (s := timed(cand, first)) is not None]
+    if not scored:
+        why = "; ".join(f"{k}: {v}" for k, v in excluded.items())
+        raise BackendUnavailable(f"no CPU inference path could run: {why}")
+    best_s, best = min(scored, key=lambda t: t[0])
+    path_times = sorted(((s, c) for s, c in scored), key=lambda t: t[0])
+    if hardware.physical_cores() > 1:
+        alt = dataclasses.replace(best, tile_workers=not best.tile_workers)
+        s = timed(alt, first)
+        if s is not None and s < best_s:
+            best_s, best = s, alt
+    best_tile = first
+    for tile in tiles[1:]:
+        s = timed(best, tile)
+        if s is not None and s < best_s:
+            best_s, best_tile = s, tile
+    others = ", ".join(f"{c.path()} {s:.2f}" for s, c in path_times
+                       if (c.backend, c.precision) != (best.backend, best.precision))
+    quality = ""
+    if best.precision == "int8":
+        quality = "; " + int8_quality_ok(model)[1]
+    elif best.precision == "bf16":
+        quality = f"; bf16 within {FLOAT_BOUND_DB} dB (measured 0.005-0.010 dB on Set5)"
+    tile_text = (f"{best_tile} px tiles" if best_tile != max(tiles)
+                 else f"large tiles (>= {best_tile} px measured best)")
+    reason = (f"measured on {hardware.cpu_model()} ({hardware.physical_cores()} cores): {best.label()} with "
+              f"{tile_text} was fastest, {best_s:.2f} s per useful MP"
+              + (f"; others at {first} px tiles, s per useful MP: {others}" if others else "") + quality)
+    return EngineChoice(backend=best.backend, precision=best.precision,
+                        tile=None if best_tile == max(tiles) else best_tile, tile_workers=best.tile_workers,
+                        s_per_mp=best_s, reason=reason, timings=timings, excluded=excluded)
+
+
+def choose(model: LoadedModel, runner_factory: Callable[[], Runner], *, use_cache: bool = True) -> EngineChoice:
+    """The cached choice for this machine and model, or a fresh measurement (then cached)."""
+    key = cache_key(model)
+    if use_cache:
+        cached = load_cached(key)
+        if cached is not None:
+            cached.cached, cached.key = True, key
+            if not cached.reason.startswith("cached"):
+                cached.reason = "cached: " + cached.reason
+            return cached
+    t0 = time.perf_counter()
+    choice = measure(model, runner_factory())
+    choice.key = key
+    log.info("engine choice measured in %.1f s: %s", time.perf_counter() - t0, choice.reason)
+    if use_cache:
+        store(choice)
+    return choice
+
+
+def measuring_enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")

@@ -1,0 +1,264 @@
+"""Static int8 quantization (onnxruntime QDQ) of an fp32 ONNX graph, calibrated on photo crops.
+
+Why a recipe and not onnxruntime's defaults: naive post-training quantization of
+every op breaks DIPNet (Set5 31.8 -> 24.4 dB). The network's first conv sees raw
+pixels and its last convs write them, the LeakyReLU / sigmoid / residual adds
+between the convs carry most of the rounding, and u8 x s8 products saturate on
+CPUs without VNNI. :class:`Int8Recipe` names those choices so a benchmark can
+measure each one; :data:`DEFAULT_RECIPE` is the best measured (see
+``benchmarks/int8_ptq.py`` and its results file for the numbers).
+
+Works on our grid-aware graphs (inputs ``input``, ``ry``, ``rx_t``) and on plain
+one-input graphs; no torch needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import random
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engine.grid import TileGrid, grid_matrices
+
+log = logging.getLogger(__name__)
+
+#: ONNX metadata key marking a graph as our int8 twin (value: the recipe as text).
+INT8_KEY = "dipnet_int8_recipe"
+#: ONNX metadata key holding the measured quality of the twin against its fp32 graph.
+QUALITY_KEY = "dipnet_int8_quality"
+CALIBRATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """What to quantize and how to calibrate it."""
+
+    #: Conv nodes whose name contains one of these stay in float (first conv, tail convs).
+    float_convs: tuple[str, ...] = ("/conv_1/", "/conv_2/", "/upsampler/")
+    #: When set, only conv nodes whose name contains one of these are quantized (sensitivity probes).
+    only_convs: tuple[str, ...] = ()
+    #: Only these op types get Q/DQ pairs; everything else runs in float between them.
+    op_types: tuple[str, ...] = ("Conv",)
+    per_channel: bool = True
+    #: 7-bit weights: avoids u8 x s8 saturation on CPUs without VNNI, at some precision.
+    reduce_range: bool = False
+    activations: str = "quint8"  # or "qint8"
+    method: str = "percentile"  # minmax | percentile | entropy
+    percentile: float = 99.999
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def label(self) -> str:
+        parts = [self.method + (f"{self.percentile:g}" if self.method == "percentile" else ""),
+                 self.activations, "pc" if self.per_channel else "pt"]
+        if self.reduce_range:
+            parts.append("rr")
+        parts.append("float:" + ("+".join(s.strip("/") for s in self.float_convs) or "none"))
+        if self.only_convs:
+            parts.append("only:" + "+".join(s.strip("/") for s in self.only_convs))
+        parts.append("ops:" + "+".join(self.op_types))
+        return " ".join(parts)
+
+
+DEFAULT_RECIPE = Int8Recipe()
+
+
+def calibration_crops(folders: Sequence[str | Path], count: int = 24, size: int = 96, seed: int = 0
+                      ) -> list[np.ndarray]:
+    """``count`` random ``size`` px RGB crops (HWC float32 in [0, 1]) from the photos in ``folders``.
+
+    Calibrate on training photos only; benchmark images would leak into the scores.
+    """
+    from PIL import Image
+
+    files = sorted(p for folder in folders for p in Path(folder).rglob("*")
+                   if p.suffix.lower() in CALIBRATION_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no calibration images in {', '.join(map(str, folders))}")
+    rng = random.Random(seed)
+    picks = [files[rng.randrange(len(files))] for _ in range(count)]
+    crops = []
+    for path in picks:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        h, w = rgb.shape[:2]
+        s = min(size, h, w)
+        y, x = rng.randrange(h - s + 1), rng.randrange(w - s + 1)
+        crops.append(rgb[y:y + s, x:x + s])
+    return crops
+
+
+def graph_feeds(input_names: Sequence[str], image: np.ndarray) -> dict[str, np.ndarray]:
+    """Feeds for one whole HWC image; grid-aware graphs get their ESA matrices too."""
+    x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+    feeds = {input_names[0]: x}
+    if list(input_names[1:3]) == ["ry", "rx_t"]:
+        h, w = x.shape[2:]
+        feeds["ry"], feeds["rx_t"] = grid_matrices(TileGrid(0, 0, h, w), h, w)
+    return feeds
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over a list of feeds."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._it = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+def _graph_inputs(proto: Any) -> list[str]:
+    initializers = {i.name for i in proto.graph.initializer}
+    return [i.name for i in proto.graph.input if i.name not in initializers]
+
+
+def quantize_int8(fp32_onnx: bytes, crops: Iterable[np.ndarray], recipe: Int8Recipe = DEFAULT_RECIPE) -> bytes:
+    """The QDQ int8 twin of ``fp32_onnx``, calibrated on ``crops`` (HWC float32 in [0, 1])."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    types = {"quint8": QuantType.QUInt8, "qint8": QuantType.QInt8}
+    if recipe.method not in methods or recipe.activations not in types:
+        raise ValueError(f"unknown calibration method or activation type in {recipe}")
+    proto = onnx.load_from_string(fp32_onnx)
+    names = _graph_inputs(proto)
+    feeds = [graph_feeds(names, c) for c in crops]
+    if not feeds:
+        raise ValueError("int8 calibration needs at least one crop")
+    excluded = [n.name for n in proto.graph.node if n.op_type == "Conv" and (
+        any(part in n.name for part in recipe.float_convs)
+        or (recipe.only_convs and not any(part in n.name for part in recipe.only_convs)))]
+    extra: dict[str, Any] = {"CalibMovingAverage": False}
+    if recipe.method == "percentile":
+        extra["CalibPercentile"] = recipe.percentile
+    if recipe.activations == "qint8":
+        extra["ActivationSymmetric"] = True
+    extra.update(recipe.extra)
+    with tempfile.TemporaryDirectory(prefix="dipnet-int8-") as tmp:
+        src, pre, dst = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(fp32_onnx)
+        quant_pre_process(str(src), str(pre), skip_optimization=False, skip_symbolic_shape=True)
+        # onnxruntime's calibrator prints its progress to stdout; keep the CLI's output ours.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(pre), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(recipe.op_types) or None, per_channel=recipe.per_channel,
+                reduce_range=recipe.reduce_range, activation_type=types[recipe.activations],
+                weight_type=QuantType.QInt8, nodes_to_exclude=excluded, calibrate_method=methods[recipe.method],
+                extra_options=extra,
+            )
+        out = onnx.load(str(dst))
+    kept = {p.key for p in out.metadata_props}
+    for prop in proto.metadata_props:  # the descriptor travels with the twin
+        if prop.key not in kept:
+            out.metadata_props.add(key=prop.key, value=prop.value)
+    _set_meta(out, INT8_KEY, json.dumps(asdict(recipe), sort_keys=True))
+    return out.SerializeToString()
+
+
+def _set_meta(proto: Any, key: str, value: str) -> None:
+    for prop in proto.metadata_props:
+        if prop.key == key:
+            prop.value = value
+            return
+    proto.metadata_props.add(key=key, value=value)
+
+
+def read_int8_quality(onnx_bytes: bytes) -> dict[str, Any] | None:
+    """The quality record :func:`export_int8` wrote (``loss_db`` per test set), or None."""
+    from ..engine.backends.onnxruntime_backend import graph_inputs_and_metadata
+
+    text = graph_inputs_and_metadata(onnx_bytes)[1].get(QUALITY_KEY)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _load_pairs(folder: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from PIL import Image
+
+    from ..resize import bicubic_downscale_uint8, modcrop
+
+    pairs = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in CALIBRATION_SUFFIXES):
+        with Image.open(path) as im:
+            hr = modcrop(np.asarray(im.convert("RGB")), scale)
+        pairs.append((bicubic_downscale_uint8(hr, scale), hr))
+    return pairs
+
+
+def session_psnr_y(onnx_bytes: bytes, pairs: Sequence[tuple[np.ndarray, np.ndarray]], scale: int,
+                   threads: int | None = None) -> float:
+    """Mean PSNR-Y (border = scale) of a graph over whole-image (LR, HR) pairs, onnxruntime CPU."""
+    import onnx
+    import onnxruntime as ort
+
+    from ..metrics import psnr
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    session = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
+    names = _graph_inputs(onnx.load_from_string(onnx_bytes))
+    scores = []
+    for lr, hr in pairs:
+        y = session.run(None, graph_feeds(names, lr.astype(np.float32) / 255.0))[0][0]
+        sr = np.clip(np.rint(y.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+        scores.append(psnr(sr, hr, border=scale))
+    return float(np.mean(scores))
+
+
+def export_int8(fp32_onnx: bytes, path: str | Path, calibration: Sequence[str | Path],
+                eval_sets: Sequence[str | Path] = (), recipe: Int8Recipe = DEFAULT_RECIPE, scale: int = 4,
+                crops: int = 24) -> dict[str, Any]:
+    """Write the int8 twin of ``fp32_onnx`` to ``path`` (atomically) and return its quality record.
+
+    ``calibration``: folders of training photos (never the test sets). ``eval_sets``:
+    folders of HR test images; the PSNR-Y loss against fp32 on each is measured and
+    stored in the file, and the engine's automatic choice only uses twins whose
+    recorded loss is within the bound. Without ``eval_sets`` the twin runs only when
+    asked for explicitly (``precision="int8"``).
+    """
+    import onnx
+
+    from ..io import atomic_write_bytes
+
+    data = quantize_int8(fp32_onnx, calibration_crops(calibration, count=crops), recipe)
+    record: dict[str, Any] = {"recipe": recipe.label(), "calibration": [Path(c).name for c in calibration],
+                              "loss_db": {}, "psnr_y": {}}
+    for folder in map(Path, eval_sets):
+        pairs = _load_pairs(folder, scale)
+        if not pairs:
+            raise FileNotFoundError(f"no test images in {folder}")
+        ref = session_psnr_y(fp32_onnx, pairs, scale)
+        got = session_psnr_y(data, pairs, scale)
+        record["psnr_y"][folder.name] = {"fp32": round(ref, 4), "int8": round(got, 4)}
+        record["loss_db"][folder.name] = round(ref - got, 4)
+    proto = onnx.load_from_string(data)
+    _set_meta(proto, QUALITY_KEY, json.dumps(record, sort_keys=True))
+    atomic_write_bytes(Path(path), proto.SerializeToString())
+    return record
+
+
+def is_int8_graph(onnx_bytes: bytes) -> bool:
+    """True for graphs :func:`quantize_int8` wrote (they carry :data:`INT8_KEY`)."""
+    from ..engine.backends.onnxruntime_backend import graph_inputs_and_metadata
+
+    return INT8_KEY in graph_inputs_and_metadata(onnx_bytes)[1]
