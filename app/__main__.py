@@ -6,52 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QApplication, QMessageBox
-
-
-class _DialogBridge(QObject):
-    """Lets the error reporter show a message box from any thread (queued to the GUI thread)."""
-
-    show = Signal(str, str)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.show.connect(self._show, Qt.ConnectionType.QueuedConnection)
-
-    def _show(self, title: str, text: str) -> None:
-        QMessageBox.critical(QApplication.activeWindow(), title, text)
-
-
-def build_app(argv: list[str] | None = None) -> tuple[QApplication, object]:
+def build_app(argv: list[str] | None = None) -> tuple[object, object]:
     """Create the QApplication and the main window (shared by main() and the screenshot script)."""
-    from .controllers.context import AppContext
-    from .errors import ErrorReporter, setup_logging
-    from .services.models import ModelLibrary
-    from .settings import AppPaths, SettingsStore
-    from .theme import ThemeManager
-    from .views.main_window import ICON
-    from .window import MainWindow
+    from .startup import build_app as build
 
-    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
-    app.setApplicationName("DIPNet Studio")
-    app.setOrganizationName("DIPNet")
-    app.setDesktopFileName("dipnet-studio")
-    if ICON is not None:
-        from PySide6.QtGui import QIcon
-
-        app.setWindowIcon(QIcon(str(ICON)))
-    paths = AppPaths.default().ensure()
-    setup_logging(paths.log_file)
-    bridge = _DialogBridge()
-    reporter = ErrorReporter(paths.log_file, bridge.show.emit)
-    reporter.install()
-    store = SettingsStore(paths)
-    theme = ThemeManager(app, store.settings.theme)
-    ctx = AppContext(store, ModelLibrary(store))
-    window = MainWindow(ctx, reporter, theme)
-    window._bridge = bridge  # type: ignore[attr-defined]  # keep it alive with the window
-    return app, window
+    return build(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,11 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     if hint:
         print(hint, file=sys.stderr)
         return 1
-    app, window = build_app(sys.argv[:1])
+    try:
+        from .startup import build_app as build
+    except ImportError as exc:  # Qt itself needs a system library this machine lacks
+        from .xcb_check import hint_for_import_error
+
+        qt_hint = hint_for_import_error(exc)
+        if qt_hint is None:
+            raise
+        print(qt_hint, file=sys.stderr)
+        return 1
+    app, window = build(sys.argv[:1])
     window.show()  # type: ignore[attr-defined]
     if args.image:
         window.upscale.open_path(Path(args.image))  # type: ignore[attr-defined]
-    return app.exec()
+    return app.exec()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

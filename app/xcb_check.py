@@ -110,6 +110,16 @@ def install_hint(missing: list[str]) -> str:
     )
 
 
+_MISSING_SONAME = re.compile(r"(lib[\w.+-]+?\.so(?:\.\d+)*)")
+
+
+def hint_for_import_error(exc: ImportError) -> str | None:
+    """The install hint when importing Qt failed on a system library (e.g. ``libGL.so.1: cannot open
+    shared object file``, or a file that is there but broken); None for any other import error."""
+    match = _MISSING_SONAME.search(str(exc))
+    return install_hint([match.group(1)]) if match else None
+
+
 def _run_ldd(plugin: Path) -> str:
     ldd = shutil.which("ldd")
     if ldd is None:

@@ -12,7 +12,8 @@
 set -uo pipefail
 bundle=$(readlink -f "${1:?usage: smoke_test.sh BUNDLE_DIR [OUT_DIR]}")
 out=$(readlink -f "${2:-dist/smoke}")
-py=$(readlink -f "${SMOKE_PYTHON:-.venv/bin/python}")
+py=${SMOKE_PYTHON:-.venv/bin/python}
+py="$(cd "$(dirname "$py")" && pwd)/$(basename "$py")"  # absolute, but not resolved: a venv's python is a link
 mkdir -p "$out"
 work=$(mktemp -d)
 fails=0
@@ -22,7 +23,7 @@ cleanup() { [ -n "${app_pid:-}" ] && kill "$app_pid" 2>/dev/null; [ -n "${xvfb_p
 trap cleanup EXIT
 
 # A user's session: fresh HOME, system PATH only.
-export HOME="$work/home" PATH=/usr/local/bin:/usr/bin:/bin
+export HOME="$work/home" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
 unset VIRTUAL_ENV PYTHONPATH PYTHONHOME QT_QPA_PLATFORM DIPNET_STUDIO_HOME
 mkdir -p "$HOME"
 display=":$((90 + RANDOM % 9))"
@@ -80,12 +81,12 @@ else bad "bad file error"; sed 's/^/    /' "$work/bad.log"
 fi
 
 # 4. A missing Qt system library gives the install hint.
-lib=$(ldconfig -p | awk '/libxcb-cursor.so.0 /{print $NF; exit}')
+lib=$(ldconfig -p | awk '/libGL.so.1 /{print $NF; exit}')  # bundles carry the xcb libraries, not libGL
 if [ "$(id -u)" != 0 ] || [ -z "$lib" ] || ! command -v unshare >/dev/null; then
-  echo "SKIP missing-library hint (needs root, unshare and libxcb-cursor0 installed)"
+  echo "SKIP missing-library hint (needs root, unshare and libgl1 installed)"
 elif unshare -m sh -c "mount --bind /dev/null '$lib' && timeout 60 '$bundle/AppRun'" > "$work/nolib.log" 2>&1; then
   bad "app started although $lib was hidden"
-elif grep -q "apt-get install" "$work/nolib.log" && grep -q "libxcb-cursor0" "$work/nolib.log"; then
+elif grep -q "apt-get install" "$work/nolib.log" && grep -q "libgl1" "$work/nolib.log"; then
   ok "missing library hint: $(grep -m1 'apt-get install' "$work/nolib.log")"
 else bad "no install hint with $lib hidden"; sed 's/^/    /' "$work/nolib.log"
 fi

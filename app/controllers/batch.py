@@ -256,7 +256,8 @@ class BatchController(TabController):
             self.view.progress_label.setText("Paused — the current tile finishes, then the batch waits.")
         else:
             self.pause_event.clear()
-        self.view.set_running(self.running)
+        # Only the label: set_running(False) would uncheck the button and undo a pause made before start.
+        self.view.pause_btn.setText("Resume" if paused else "Pause")
 
     def cancel(self) -> None:
         if self.task is not None:

@@ -92,3 +92,13 @@ def test_dipnet_studio_prints_the_hint_instead_of_crashing(monkeypatch: pytest.M
     assert entry.main([]) == 1
     err = capsys.readouterr().err
     assert "sudo apt-get install libfoo-bar2-5 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1" in err
+
+
+def test_import_error_of_a_system_library_gives_the_install_hint() -> None:
+    from app.xcb_check import hint_for_import_error
+
+    hint = hint_for_import_error(ImportError("libGL.so.1: cannot open shared object file: No such file or directory"))
+    assert hint is not None and "libGL.so.1" in hint and "sudo apt-get install libgl1" in hint
+    broken = hint_for_import_error(ImportError("/lib/x86_64-linux-gnu/libEGL.so.1: file too short"))
+    assert broken is not None and "libegl1" in broken
+    assert hint_for_import_error(ImportError("No module named 'PySide6'")) is None
