@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import build_adapt_domain
 
+from dipnet_core.engine.hardware import cpu_model
 from dipnet_core.eval import evaluate
 from dipnet_core.models import DIPNet, DIPNetConfig, save_model
 from dipnet_core.models.loader import dipnet_descriptor
@@ -49,16 +49,6 @@ from dipnet_core.train.config import ProgressiveStage
 
 SET5 = REPO.parent / "shared" / "benchmarks" / "Set5"
 TARGET_MINUTES, TARGET_GAIN_DB, TARGET_SET5_DROP_DB = 15.0, 0.5, 0.5
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _tiny_teacher(folder: Path) -> Path:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from dipnet_core.engine.hardware import cpu_model
 from dipnet_core.metrics import psnr, ssim
 from dipnet_core.resize import bicubic_downscale_uint8, imresize, modcrop
 from dipnet_core.resources import builtin_model_by_name, builtin_model_path
@@ -63,16 +64,6 @@ class Variant:
 
 VARIANTS = [Variant("clean", None, 0.0)] + [
     Variant(f"q{q}" + ("+noise" if n else ""), q, n) for q in QUALITIES for n in (0.0, NOISE_SIGMA)]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
