@@ -284,7 +284,7 @@ class ModelLibrary(QObject):
         self._record(id_, "speed_mps", round(float(mps), 3))
 
     def record_quality(self, id_: str, result: dict[str, Any]) -> None:
-        """Keep the mean scores of a :func:`dipnet_core.train.evaluate` result for this model."""
+        """Keep the mean scores of a :func:`dipnet_core.eval.evaluate` result for this model."""
         mean = result["mean"]
         self._record(id_, "quality", {
             "folder": str(result["data_dir"]),
