@@ -16,13 +16,10 @@ from PIL import Image
 
 from dipnet_core.batch import BatchReport
 from dipnet_core.cli import main
+from cli_testutil import run_cli
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return rc, out, err
+_run = run_cli
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from PIL import Image
 from dipnet_core import resources
 from dipnet_core.batch import REPORT_NAME, BatchReport
 from dipnet_core.cli import main
+from cli_testutil import run_cli
 from dipnet_core.cli.common import EXIT_USAGE
 
 MODELS = Path(resources.__file__).resolve().parents[1] / "resources" / "models"
@@ -19,11 +20,7 @@ SHIPPED = MODELS / f"{resources.BUILTIN_MODEL_NAME}.safetensors"
 PHOTO_FILE = "dipnet-studio-x4-photo.safetensors"
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return rc, out, err
+_run = run_cli
 
 
 @pytest.fixture
