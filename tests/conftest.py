@@ -15,6 +15,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # The engine's automatic CPU choice uses its rules, not a per-machine measurement written to the
 # user's cache; tests of the measured choice (test_engine_choice.py) switch it back on.
 os.environ.setdefault("DIPNET_MEASURE_BACKENDS", "0")
+# Engine choices and cached ONNX exports go to a throwaway folder, never the user's cache.
+if "DIPNET_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["DIPNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="dipnet-test-cache-")
 
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402

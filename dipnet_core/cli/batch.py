@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--retry-failed takes its inputs from the report; give no IN_DIR", EXIT_USAGE)
         previous = BatchReport.load(args.retry_failed)
         model = args.model or (previous.model if previous.model and Path(previous.model).is_file() else None)
-        loaded = load(model)
+        loaded = load(model, args)
         items = previous.failed_items()
         report_path = Path(args.report or args.retry_failed)
     else:
@@ -84,11 +84,11 @@ def run(args: argparse.Namespace) -> int:
                 raise CliError(f"input not found: {p}", EXIT_USAGE)
         out_dir = Path(args.output)
         _check_output_folder(out_dir)
-        loaded = load(args.model)
+        loaded = load(args.model, args)
         try:
             items = plan_batch([Path(p) for p in args.inputs], out_dir, recursive=args.recursive,
                                name_template=args.name, format=args.format, skip_existing=args.skip_existing,
-                               scale=loaded.descriptor.scale, model=loaded.path.stem if loaded.path else "")
+                               scale=loaded.descriptor.scale, model=loaded.source_file.stem if loaded.source_file else "")
         except ValueError as exc:
             raise CliError(str(exc), EXIT_USAGE) from exc
         report_path = Path(args.report) if args.report else out_dir / REPORT_NAME
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     todo = sum(it.skip_reason is None for it in items)
     own_outputs = sum(it.is_own_output for it in items)
-    print(f"model: {loaded.descriptor.summary()}  [{loaded.path}]", file=sys.stderr)
+    print(f"model: {loaded.descriptor.summary()}  [{loaded.source_file}]", file=sys.stderr)
 
     def factory() -> Any:
         return make_upscaler(loaded, args)
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     with sigint_cancels(token):
         try:
             report = run_batch(items, upscaler or factory, quality=args.quality, cancel=token,
-                               on_event=printer, model=str(loaded.path), backend=backend_text,
+                               on_event=printer, model=str(loaded.source_file), backend=backend_text,
                                png_compression=args.png_compression)
         finally:
             printer.close()

@@ -129,10 +129,37 @@ def resolve_model_path(model: str | None) -> Path:
     return path
 
 
-def load(model: str | None) -> Any:
+def input_megapixels(paths: list[Path]) -> float | None:
+    """Total input size of a job's image files from their headers, or None if any is not a readable image."""
+    from PIL import Image
+
+    total = 0
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                total += im.width * im.height
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return None
+    return total / 1e6
+
+
+def load(model: str | None, args: argparse.Namespace | None = None, megapixels: float | None = None) -> Any:
+    """Load ``--model``; with the run's ``args``, a cached torch-free stand-in when the run allows one.
+
+    ``megapixels`` (the job's input size, when known) lets a short job take the stand-in even where
+    torch computes slightly faster: see :func:`dipnet_core.engine.onnx_cache.stand_in`.
+    """
+    path = resolve_model_path(model)
+    if args is not None:
+        from ..engine.onnx_cache import stand_in
+
+        loaded = stand_in(path, getattr(args, "backend", "auto"), getattr(args, "device", "auto"),
+                          getattr(args, "precision", "auto"), megapixels)
+        if loaded is not None:
+            return loaded
     from ..models import load_model  # imported here: the model loader may pull in torch
 
-    return load_model(resolve_model_path(model))
+    return load_model(path)
 
 
 def make_upscaler(loaded: Any, args: argparse.Namespace) -> Any:

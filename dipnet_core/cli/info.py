@@ -23,7 +23,7 @@ def info_dict(loaded: Any) -> dict[str, Any]:
     from ..models import DIPNetConfig
 
     d = loaded.descriptor
-    info: dict[str, Any] = {"path": str(loaded.path) if loaded.path else None,
+    info: dict[str, Any] = {"path": str(loaded.source_file) if loaded.source_file else None,
                             "descriptor": json.loads(d.to_json())}
     if d.config:
         cfg = DIPNetConfig.from_dict(d.config)

@@ -19,6 +19,7 @@ from .common import (
     add_model_arg,
     add_output_args,
     describe_backend,
+    input_megapixels,
     err,
     load,
     make_upscaler,
@@ -80,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import ItemDone, ItemFailed, run_batch
     from ..cancel import CancelToken
 
-    loaded = load(args.model)
+    loaded = load(args.model, args, input_megapixels([Path(p) for p in args.inputs]))
     items = plan_items(args, loaded.descriptor.scale)
     upscaler = make_upscaler(loaded, args)
-    print(f"model: {loaded.descriptor.summary()}  [{loaded.path}]")
+    print(f"model: {loaded.descriptor.summary()}  [{loaded.source_file}]")
     print(f"backend: {describe_backend(upscaler)}")
     choice = getattr(getattr(upscaler, "backend", None), "choice", None)
     if choice is not None:
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with sigint_cancels(token), upscaler:
         report = run_batch(items, upscaler, quality=args.quality, cancel=token, on_event=on_event,
-                           model=str(loaded.path), backend=describe_backend(upscaler),
+                           model=str(loaded.source_file), backend=describe_backend(upscaler),
                            png_compression=args.png_compression)
     if report.cancelled:
         print("cancelled; no partial files were written", file=sys.stderr)

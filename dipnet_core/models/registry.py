@@ -39,12 +39,21 @@ class LoadedModel:
 
     ``warnings`` lists what the loader corrected in the file's descriptor (also
     issued as :class:`ModelWarning`), so front ends can show it next to the model.
+    ``origin`` is the file the user chose when ``path`` is a stand-in graph for it
+    (a cached ONNX export that runs without torch): measured engine choices and
+    int8 twins belong to the origin.
     """
 
     descriptor: ModelDescriptor
     module: nn.Module | None = None
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    origin: Path | None = None
+
+    @property
+    def source_file(self) -> Path | None:
+        """The file this model stands for: ``origin`` when set, else ``path``."""
+        return self.origin if self.origin is not None else self.path
 
 
 @dataclass

@@ -48,7 +48,11 @@ INT8_BOUND_DB = 0.05
 FLOAT_BOUND_DB = 0.02
 #: Tile sides timed: paths are compared at the first, the winner is timed at the others too.
 TILE_CANDIDATES = (160, 320)
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+#: What a process saves by not importing torch (measured 1.7-2.0 s on 2-core EPYCs, Zen 4 and AVX2):
+#: a short job may run onnxruntime fp32 instead of a faster torch fp32 when the compute it loses is
+#: less than this (see ``engine/onnx_cache.py``).
+TORCH_IMPORT_S = 1.5
 #: Set to "0" to skip measuring and use the CPU-flag rules (tests, reproducible benchmarks).
 ENV_SWITCH = "DIPNET_MEASURE_BACKENDS"
 
@@ -119,31 +123,53 @@ def _library_versions() -> dict[str, str]:
     return out
 
 
-def model_hash(model: LoadedModel) -> str:
-    """Content hash of the model (its file; an in-memory module hashes its weights)."""
+def file_digest(path: Path, extra: Path | None = None) -> str:
+    """SHA-256 (24 hex digits) of a file's bytes, and of ``extra``'s when given."""
     h = hashlib.sha256()
-    path = getattr(model, "path", None)
-    if path is not None and Path(path).is_file():
-        with open(path, "rb") as f:
+    for p in (path, extra):
+        if p is None:
+            continue
+        with open(p, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-    elif model.module is not None:
+    return h.hexdigest()[:24]
+
+
+def model_hash(model: LoadedModel) -> str:
+    """Content hash of the model (its file; an in-memory module hashes its weights).
+
+    A new or removed int8 twin changes the candidates, so the twin's bytes count too.
+    """
+    path = getattr(model, "source_file", None) or getattr(model, "path", None)
+    twin_path = _int8_twin(model)
+    if path is not None and Path(path).is_file():
+        return file_digest(Path(path), twin_path)
+    h = hashlib.sha256()
+    if model.module is not None:
         for name, tensor in model.module.state_dict().items():
             h.update(name.encode())
             h.update(tensor.detach().cpu().float().numpy().tobytes())
     else:
         h.update(model.descriptor.to_json().encode())
-    twin_path = _int8_twin(model)
-    if twin_path is not None:  # a new or removed int8 twin changes the candidates
+    if twin_path is not None:
         h.update(twin_path.read_bytes())
     return h.hexdigest()[:24]
 
 
 def cache_key(model: LoadedModel) -> str:
     """CPU model + speed-relevant flags + cores + model content + library versions."""
+    return _key_of(model_hash(model))
+
+
+def cache_key_for_file(path: Path, int8_twin: Path | None) -> str:
+    """:func:`cache_key` of the model in ``path`` without loading it (no torch import)."""
+    return _key_of(file_digest(path, int8_twin))
+
+
+def _key_of(content_hash: str) -> str:
     parts = {
         "cpu": hardware.cpu_model(), "flags": hardware.simd_flags(), "cores": hardware.physical_cores(),
-        "model": model_hash(model), "libs": _library_versions(), "v": CACHE_VERSION,
+        "model": content_hash, "libs": _library_versions(), "v": CACHE_VERSION,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -352,6 +378,9 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
         s = timed(best, tile)
         if s is not None and s < best_s:
             best_s, best_tile = s, tile
+    light = _light_alternative(best)
+    if light is not None and best_tile != first and any(c == light for _, c in scored):
+        timed(light, best_tile)  # what a torch-free short run would cost: see light_extra_s_per_mp
     others = ", ".join(f"{c.path()} {s:.2f}" for s, c in path_times
                        if (c.backend, c.precision) != (best.backend, best.precision))
     quality = ""
@@ -367,6 +396,31 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
     return EngineChoice(backend=best.backend, precision=best.precision,
                         tile=None if best_tile == max(tiles) else best_tile, tile_workers=best.tile_workers,
                         s_per_mp=best_s, reason=reason, timings=timings, excluded=excluded)
+
+
+def _light_alternative(choice: Candidate | EngineChoice) -> Candidate | None:
+    """onnxruntime fp32 with the same threading, when ``choice`` is torch fp32 (else None)."""
+    if (choice.backend, choice.precision) != ("torch", "fp32"):
+        return None
+    return Candidate("onnx", "fp32", choice.tile_workers)
+
+
+def light_extra_s_per_mp(choice: EngineChoice) -> float | None:
+    """Seconds per useful MP that onnxruntime fp32 costs over ``choice`` (torch fp32), at its tile size.
+
+    None when ``choice`` is not torch fp32 or the two were not timed at the same tile.
+    """
+    light = _light_alternative(choice)
+    if light is None or choice.s_per_mp is None:
+        return None
+    tiles = [int(k.rsplit("@", 1)[1]) for k in choice.timings if k.startswith(choice_label(choice) + " @")]
+    tile = choice.tile or (max(tiles) if tiles else None)
+    other = choice.timings.get(f"{light.label()} @{tile}")
+    return None if other is None else max(0.0, other - choice.s_per_mp)
+
+
+def choice_label(choice: EngineChoice) -> str:
+    return Candidate(choice.backend, choice.precision, choice.tile_workers).label()
 
 
 def choose(model: LoadedModel, runner_factory: Callable[[], Runner], *, use_cache: bool = True) -> EngineChoice:

@@ -11,6 +11,7 @@ providers. Every explicit argument overrides the automatic choice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +154,12 @@ def _auto_cpu(model: LoadedModel, threads: int | None, channels_last: bool, fuse
             log.warning("could not measure the CPU paths (%s); using the CPU-flag rules", exc)
     if choice is None:
         choice = rule_choice(model)
+    if model.module is None and choice.backend == "torch":
+        # A torch-free stand-in for a short job (engine/onnx_cache.py): the file's measured choice was
+        # torch fp32, with onnxruntime fp32 close enough that skipping the torch import wins here.
+        choice = dataclasses.replace(
+            choice, backend="onnx", precision="fp32",
+            reason=choice.reason + "; this short run takes onnxruntime fp32 instead, without importing torch")
     cand = Candidate(choice.backend, choice.precision, choice.tile_workers)
     try:
         backend = runner.backends.pop(cand) if runner and cand in runner.backends else build(cand)

@@ -87,10 +87,14 @@ def graph_inputs_and_metadata(data: bytes) -> tuple[list[str], dict[str, str]]:
 
 def int8_twin_path(model: LoadedModel) -> Path | None:
     """The int8 graph for ``model``: the file itself if it is one, else ``<stem>.int8.onnx`` beside it."""
-    path = getattr(model, "path", None)
+    path = getattr(model, "source_file", None) or getattr(model, "path", None)
     if path is None:
         return None
-    path = Path(path)
+    return int8_twin_of(Path(path))
+
+
+def int8_twin_of(path: Path) -> Path | None:
+    """``path`` itself if it is an int8 graph, else its ``<stem>.int8.onnx`` twin if one exists."""
     if path.name.endswith(INT8_SUFFIX):
         return path
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
@@ -118,7 +122,13 @@ def _onnx_bytes(model: LoadedModel, precision: str) -> bytes:
         if model.path is None:
             raise BackendUnavailable("ONNX model has neither a file nor a module")
         return Path(model.path).read_bytes()
-    return export_onnx_bytes(model, grid_aware=_is_dipnet_module(model))
+    from .. import onnx_cache
+
+    data = onnx_cache.load_export(model)
+    if data is None:
+        data = export_onnx_bytes(model, grid_aware=_is_dipnet_module(model))
+        onnx_cache.store_export(model, data)
+    return data
 
 
 def _trt_cache_dir() -> str | None:
