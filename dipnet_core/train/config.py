@@ -134,6 +134,9 @@ class ProgressiveStage:
 @dataclass
 class DistillConfig:
     hr_weight: float = 1.0  # plain L1 to the ground-truth HR
+    # L1 between the 2-D FFTs of the student's SR and the HR (losses.FrequencyL1Loss); 0 = off.
+    # Applies to distillation and the fine-tunes after pruning.
+    freq_weight: float = 0.0
     alpha: float = 1.0  # L1 to the teacher-enhanced HR (teacher SR of the same LR input)
     beta: float = 0.1  # multi-anchor feature L1 through 1x1 adapters
     # [[student_block, teacher_block], ...] 1-based; empty = spread evenly over the teacher's depth.

@@ -128,7 +128,7 @@ def _distill_loss(cfg: TrainConfig, teacher: Teacher | None, pairs: list[tuple[i
     """HR L1 + alpha * enhanced-HR L1 + beta * multi-anchor L1 (terms without their inputs are off)."""
     dc = cfg.distill
     loss = DistillLoss(dc.hr_weight, dc.alpha if teacher is not None else 0.0,
-                       dc.beta if adapters is not None else 0.0, pairs)
+                       dc.beta if adapters is not None else 0.0, pairs, freq_weight=dc.freq_weight)
     teacher_lr = teacher_input_for(cfg)  # with degraded training LR the teacher still sees a clean one
 
     def loss_fn(sr, adapted, lr, hr):
@@ -200,6 +200,8 @@ def loss_terms(loss: DistillLoss) -> set[str]:
     terms = set()
     if loss.hr_weight > 0:
         terms.add("l1_hr")
+    if loss.freq_weight > 0:
+        terms.add("fft_hr")
     if loss.alpha > 0:
         terms.add("l1_teacher")
     if loss.beta > 0:
