@@ -18,6 +18,7 @@ from .common import (
     add_engine_args,
     add_model_arg,
     add_output_args,
+    add_quality_arg,
     describe_backend,
     err,
     load,
@@ -34,6 +35,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="input image file(s)")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (one input) or folder (several)")
     add_model_arg(p)
+    add_quality_arg(p)
     add_output_args(p)
     add_engine_args(p)
     p.add_argument("--overwrite", action="store_true",
@@ -88,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     choice = getattr(getattr(upscaler, "backend", None), "choice", None)
     if choice is not None:
         print(f"why: {choice.reason}")
+    if args.self_ensemble:
+        print("best quality: x8 self-ensemble (8 passes per image, 8x slower)")
 
     def on_event(event: Any) -> None:
         if isinstance(event, ItemDone):
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     with sigint_cancels(token), upscaler:
         report = run_batch(items, upscaler, quality=args.quality, cancel=token, on_event=on_event,
                            model=str(loaded.path), backend=describe_backend(upscaler),
-                           png_compression=args.png_compression)
+                           png_compression=args.png_compression, self_ensemble=args.self_ensemble)
     if report.cancelled:
         print("cancelled; no partial files were written", file=sys.stderr)
         return EXIT_CANCELLED
