@@ -86,6 +86,7 @@ class Settings:
     backend: str = "auto"  # auto | torch | onnx
     device: str = "auto"  # auto | cpu | cuda
     tile_size: int = 0  # 0 = let the engine choose
+    self_ensemble: bool = False  # Upscale tab "Best quality": x8 self-ensemble, 8x slower
     theme: str = "system"  # system | light | dark
     # Saving
     output_format: str = "png"
@@ -101,6 +102,7 @@ class Settings:
     batch_output_dir: str = ""
     batch_recursive: bool = True
     batch_skip_existing: bool = True  # re-running a batch never overwrites earlier outputs unasked
+    batch_self_ensemble: bool = False  # Batch tab "Best quality" (separate: a batch is often much larger)
     # Training
     train_dirs: list[str] = field(default_factory=list)
     train_val_dir: str = ""

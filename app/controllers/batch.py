@@ -66,6 +66,7 @@ class BatchController(TabController):
         view.output_edit.setText(s.batch_output_dir)
         view.recursive.setChecked(s.batch_recursive)
         view.skip_existing.setChecked(s.batch_skip_existing)
+        view.best_quality.setChecked(s.batch_self_ensemble)
         view.template_edit.setText(s.name_template)
         view.quality_spin.setValue(s.quality)
         view.inputsDropped.connect(self.add_inputs)
@@ -130,6 +131,7 @@ class BatchController(TabController):
         s.batch_output_dir = self.view.output_edit.text().strip()
         s.batch_recursive = self.view.recursive.isChecked()
         s.batch_skip_existing = self.view.skip_existing.isChecked()
+        s.batch_self_ensemble = self.view.best_quality.isChecked()
         self.ctx.store.save()
         self._clear_solved_complaint()
 
@@ -173,6 +175,7 @@ class BatchController(TabController):
             model=entry.name if entry else "",
         )
         quality = self.view.quality_spin.value()
+        self_ensemble = self.view.best_quality.isChecked()
         model_name = entry.name if entry else ""
         self._retrying = False
 
@@ -181,7 +184,8 @@ class BatchController(TabController):
 
             items = plan_batch(**opts)
             report(_Planned(items))
-            return self._run_items(items, key, quality, model_name, token, report, Path(out_text))
+            return self._run_items(items, key, quality, model_name, token, report, Path(out_text),
+                                   self_ensemble)
 
         self._launch(run)
 
@@ -195,13 +199,15 @@ class BatchController(TabController):
             return
         items = self.report.failed_items()
         quality = self.view.quality_spin.value()
+        self_ensemble = self.view.best_quality.isChecked()  # what the tab shows, as for quality
         entry = self.ctx.current_model()
         out_dir = self.report_path.parent if self.report_path else Path(self.view.output_edit.text())
         self._retrying = True
 
         def run(token: CancelToken, report: Any) -> Any:
             report(_Planned(items))
-            return self._run_items(items, key, quality, entry.name if entry else "", token, report, None)
+            return self._run_items(items, key, quality, entry.name if entry else "", token, report, None,
+                                   self_ensemble)
 
         self._launch(run, keep_rows=True, out_dir=out_dir)
 
@@ -214,6 +220,7 @@ class BatchController(TabController):
         token: CancelToken,
         report: Any,
         out_dir: Path | None,
+        self_ensemble: bool = False,
     ) -> Any:
         """Worker thread: run the batch; the report is saved by the GUI side (it may merge retries)."""
         from dipnet_core.batch import run_batch
@@ -227,6 +234,7 @@ class BatchController(TabController):
             on_event=report,
             model=model_name,
             backend=key.backend,
+            self_ensemble=self_ensemble,
         )
 
     def _launch(self, fn: Any, keep_rows: bool = False, out_dir: Path | None = None) -> None:

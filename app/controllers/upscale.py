@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 # Preview pieces kept on screen, in LR pixels (each holds scale^2 * 4 bytes per LR pixel: 256 MB
 # at x4); beyond it the oldest pieces are dropped and recomputed if the user comes back to them.
 PREVIEW_KEEP_LR_PIXELS = 4_000_000
+# Model passes per image of the best-quality option (dipnet_core.engine.ENSEMBLE_SIZE; not imported
+# here so that building the controller does not load the engine).
+ENSEMBLE_PASSES = 8
+BEST_QUALITY_NOTE = " · best quality (x8 self-ensemble)"  # appended to the engine line of such a result
 # A full upscale paints its tiles as they finish when its output is at most this many pixels (an
 # 8-bit copy of the output is held meanwhile: 192 MB at the limit); larger ones show progress only.
 TILE_PAINT_MAX_OUTPUT_PIXELS = 48_000_000
@@ -84,6 +88,7 @@ class UpscaleController(TabController):
         self._generation = 0
         self._scale = 4
         self._upscale_task: Task | None = None
+        self._passes = 1  # of the running full upscale: 8 with the best-quality self-ensemble
         self._load_task: Task | None = None
         self._save_task: Task | None = None
         # Live preview coverage of the current image: the LR pixels painted so far, and the pieces
@@ -105,6 +110,7 @@ class UpscaleController(TabController):
         view.set_save_options(s.output_format, s.quality, s.name_template)
         view.set_recent(s.recent_files)
         view.set_mode(s.view_mode)
+        view.best_quality.setChecked(s.self_ensemble)
         view.openRequested.connect(self.open_dialog)
         view.pasteRequested.connect(self.paste)
         view.pathsDropped.connect(self.open_paths)
@@ -120,6 +126,7 @@ class UpscaleController(TabController):
         view.saveOptionsChanged.connect(self._on_save_options)
         view.photoModelRequested.connect(self.use_photo_model)
         view.photo_hint_dismiss.clicked.connect(self._dismiss_photo_hint)
+        view.bestQualityToggled.connect(self._on_best_quality)
         ctx.engineChanged.connect(self._on_engine_changed)
         self._on_engine_changed()
 
@@ -389,6 +396,13 @@ class UpscaleController(TabController):
         for x0, y0, x1, y1 in self._pieces:
             self._covered[y0:y1, x0:x1] = True
 
+    def _on_best_quality(self, on: bool) -> None:
+        self.ctx.settings.self_ensemble = on
+        self.ctx.store.save()
+        if self.result is not None and not self.busy:
+            # The result on screen was made with the other setting; the option applies to the next upscale.
+            self.view.set_status(f"Best quality {'on' if on else 'off'}: press Upscale to apply it")
+
     def _on_mode_changed(self, mode: str) -> None:
         self.ctx.settings.view_mode = mode
         self.ctx.store.save()
@@ -406,6 +420,9 @@ class UpscaleController(TabController):
         display_name = entry.name if entry else ""
 
         paint_tiles = img.width * img.height * self._scale**2 <= TILE_PAINT_MAX_OUTPUT_PIXELS
+        # Read on the GUI thread when the job starts: toggling the box later changes the next job only.
+        self_ensemble = self.view.best_quality.isChecked()
+        self._passes = ENSEMBLE_PASSES if self_ensemble else 1
 
         def run(token: CancelToken, report: Any) -> Any:
             from dipnet_core.engine import upscale_image
@@ -419,7 +436,9 @@ class UpscaleController(TabController):
 
             engine = self.ctx.engine(key)
             t0 = time.perf_counter()
-            out = upscale_image(img, engine.upscaler, cancel=token, progress=report_tile)
+            # Best quality: 8 whole-image passes, averaged; its progress events carry no tiles to paint.
+            out = upscale_image(img, engine.upscaler, cancel=token, progress=report_tile,
+                                self_ensemble=self_ensemble)
             seconds = time.perf_counter() - t0
             bits = 16 if out.bit_depth == 16 else 8
             return (
@@ -427,7 +446,7 @@ class UpscaleController(TabController):
                 out,
                 array_to_qimage(out.pixels, out.alpha, bits),
                 seconds,
-                engine.describe(display_name),
+                engine.describe(display_name) + (BEST_QUALITY_NOTE if self_ensemble else ""),
             )
 
         self.view.banner.hide()
@@ -461,7 +480,9 @@ class UpscaleController(TabController):
         tp, patch = payload
         # The core counts input megapixels; the app speaks of output megapixels everywhere (as the
         # Models tab's speed test does), the size of what the user gets.
-        self.view.set_progress(tp.done, tp.total, tp.eta_s, tp.megapixels_per_s * self._scale**2)
+        # The core counts the pixels of every pass; the user's rate is that of finished output.
+        mps = tp.megapixels_per_s * self._scale**2 / self._passes
+        self.view.set_progress(tp.done, tp.total, tp.eta_s, mps, self._passes)
         if patch is not None and self.result is None:
             (x0, y0, _x1, _y1), image = patch
             s = self._scale

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .common import Banner, format_duration, hint_label, local_paths, primary_button
+from .common import Banner, best_quality_checkbox, format_duration, hint_label, local_paths, primary_button
 
 BATCH_FORMATS = (("Same as input", None), ("PNG", "png"), ("JPEG", "jpg"), ("WebP", "webp"), ("TIFF", "tiff"))
 STATUS_COLORS = {
@@ -169,6 +169,7 @@ class BatchView(QWidget):
         out_row.addWidget(browse)
         self.recursive = QCheckBox("Include subfolders (mirror the folder tree)")
         self.skip_existing = QCheckBox("Skip images whose output already exists (uncheck to overwrite them)")
+        self.best_quality = best_quality_checkbox("Applies to every image of the batch.")
         self.template_edit = QLineEdit("{stem}_x{scale}")
         self.template_edit.setToolTip("Fields: {stem}, {scale}, {model}, {ext}")
         self.format_combo = QComboBox()
@@ -188,6 +189,7 @@ class BatchView(QWidget):
         form.addRow("Format", fmt_row)
         form.addRow("", self.recursive)
         form.addRow("", self.skip_existing)
+        form.addRow("", self.best_quality)
 
         top = QHBoxLayout()
         top.addWidget(in_box, 1)
@@ -269,6 +271,7 @@ class BatchView(QWidget):
         for sig in (
             self.recursive.toggled,
             self.skip_existing.toggled,
+            self.best_quality.toggled,
             self.format_combo.currentIndexChanged,
             self.quality_spin.valueChanged,
             self.template_edit.editingFinished,

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
+from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
+
+BEST_QUALITY_TEXT = "Best quality (x8 self-ensemble, 8x slower)"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -33,6 +35,16 @@ def primary_button(text: str) -> QPushButton:
     b = QPushButton(text)
     b.setObjectName("primary")  # styled by resources/theme/studio.qss
     return b
+
+
+def best_quality_checkbox(tooltip: str) -> QCheckBox:
+    """The x8 self-ensemble option; the label says its price, the tooltip what it does and where."""
+    box = QCheckBox(BEST_QUALITY_TEXT)
+    box.setToolTip(
+        "Upscales the 8 flips and rotations of each image and averages them: a little cleaner and "
+        "sharper (+0.12 dB PSNR on Set5 with the built-in model), at 8x the time. " + tooltip
+    )
+    return box
 
 
 def hint_label(text: str = "") -> QLabel:

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .common import Banner, format_duration, hint_label, local_paths, primary_button
+from .common import Banner, best_quality_checkbox, format_duration, hint_label, local_paths, primary_button
 
 PHOTO_HINT_ACTION = "Use photo model"
 from .viewer import CompareCanvas, SideBySide, ViewState
@@ -86,6 +86,7 @@ class UpscaleView(QWidget):
     modeChanged = Signal(str)
     saveOptionsChanged = Signal()
     photoModelRequested = Signal()  # the user took the hint to switch to the photo model
+    bestQualityToggled = Signal(bool)  # the x8 self-ensemble option for the next full upscale
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,6 +122,10 @@ class UpscaleView(QWidget):
         self.actual_btn.setText("100%")
         self.zoom_label = QLabel("–")
         self.zoom_label.setMinimumWidth(48)
+        # Beside Upscale, the action whose result (and time: 8x) it changes.
+        self.best_quality = best_quality_checkbox(
+            "Applies to Upscale (and so to Save and Copy); the live preview always shows the normal quality."
+        )
         self.upscale_btn = primary_button("Upscale ×4")
         self.cancel_btn = QPushButton("Cancel")
         # Upscale and Cancel share one slot of a fixed size, so swapping them never moves the view.
@@ -140,6 +145,7 @@ class UpscaleView(QWidget):
         for w in (self.fit_btn, self.actual_btn, self.zoom_label):
             bar.addWidget(w)
         bar.addStretch(1)
+        bar.addWidget(self.best_quality)
         bar.addWidget(self.action_stack)
 
         # --- centre
@@ -210,6 +216,7 @@ class UpscaleView(QWidget):
         self.cancel_btn.clicked.connect(self.cancelRequested)
         self.save_btn.clicked.connect(self.saveAsRequested)
         self.copy_btn.clicked.connect(self.copyRequested)
+        self.best_quality.toggled.connect(self.bestQualityToggled)
         self.banner.actionClicked.connect(self._on_banner_action)
         self.photo_hint.actionClicked.connect(self.photoModelRequested)
         self.photo_hint_dismiss.clicked.connect(self.hide_photo_hint)
@@ -348,12 +355,16 @@ class UpscaleView(QWidget):
         if busy:
             self.progress.setRange(0, 0)
 
-    def set_progress(self, done: int, total: int, eta_s: float | None, mps: float | None) -> None:
-        """``mps``: output megapixels per second."""
+    def set_progress(self, done: int, total: int, eta_s: float | None, mps: float | None,
+                     passes: int = 1) -> None:
+        """``mps``: output megapixels per second; ``passes``: 8 for the best-quality self-ensemble."""
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
         speed = f" · {mps:.2f} output MP/s" if mps else ""
-        self.status_label.setText(f"Upscaling… tile {done}/{total} · {format_duration(eta_s)} left{speed}")
+        what = "Upscaling…"
+        if passes > 1 and total:
+            what = f"Upscaling (best quality, pass {min(passes, done * passes // total + 1)}/{passes})…"
+        self.status_label.setText(f"{what} tile {done}/{total} · {format_duration(eta_s)} left{speed}")
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)

@@ -78,7 +78,7 @@ def _frames(path: Path, has_alpha: bool) -> Iterator[ImageData]:
 
 def upscale_animation(path: Path, output: Path, animation: Animation, upscaler: TiledUpscaler, *,
                       quality: int, cancel: CancelToken | None,
-                      progress: Callable[[TileProgress, int], None]) -> None:
+                      progress: Callable[[TileProgress, int], None], self_ensemble: bool = False) -> None:
     """Upscale every frame of ``path`` and write them atomically to ``output`` as an animation.
 
     ``progress`` gets each tile's progress and the frame's index. A cancel, a bad
@@ -92,7 +92,8 @@ def upscale_animation(path: Path, output: Path, animation: Animation, upscaler: 
     try:
         for index, frame in enumerate(_frames(path, animation.has_alpha)):
             result = upscale_image(frame, upscaler, cancel=cancel,
-                                   progress=lambda tp, _i=index: progress(tp, _i))
+                                   progress=lambda tp, _i=index: progress(tp, _i),
+                                   self_ensemble=self_ensemble)
             rgb = to_uint8(result.pixels)
             if result.alpha is not None:
                 rgb = np.concatenate([rgb, to_uint8(result.alpha)[..., None]], axis=2)

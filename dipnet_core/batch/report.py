@@ -59,6 +59,7 @@ class BatchReport:
     cancelled: bool = False
     model: str = ""
     backend: str = ""
+    self_ensemble: bool = False  # every item upscaled with the x8 "best quality" option
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     elapsed_s: float = 0.0
 
@@ -74,7 +75,8 @@ class BatchReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": _REPORT_VERSION, "created": self.created, "model": self.model, "backend": self.backend,
-            "cancelled": self.cancelled, "elapsed_s": round(self.elapsed_s, 3),
+            "self_ensemble": self.self_ensemble, "cancelled": self.cancelled,
+            "elapsed_s": round(self.elapsed_s, 3),
             "counts": {"done": len(self.done), "skipped": len(self.skipped), "failed": len(self.failed),
                        "warnings": len(self.warnings)},
             "done": [e.to_dict() for e in self.done],
@@ -105,7 +107,8 @@ class BatchReport:
                 skipped=[ReportEntry.from_dict(e) for e in d.get("skipped", [])],
                 failed=[ReportEntry.from_dict(e) for e in d.get("failed", [])],
                 cancelled=bool(d.get("cancelled", False)), model=str(d.get("model", "")),
-                backend=str(d.get("backend", "")), created=str(d.get("created", "")),
+                backend=str(d.get("backend", "")), self_ensemble=bool(d.get("self_ensemble", False)),
+                created=str(d.get("created", "")),
                 elapsed_s=float(d.get("elapsed_s", 0.0)),
             )
         except FileNotFoundError as exc:
@@ -128,5 +131,6 @@ class BatchReport:
         return BatchReport(
             done=self.done + retry.done, skipped=self.skipped + retry.skipped, failed=retry.failed,
             cancelled=retry.cancelled, model=retry.model or self.model, backend=retry.backend or self.backend,
+            self_ensemble=self.self_ensemble and retry.self_ensemble,  # true only if every item had it
             elapsed_s=self.elapsed_s + retry.elapsed_s,
         )

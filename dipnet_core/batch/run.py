@@ -176,7 +176,8 @@ UpscalerSource = Union["TiledUpscaler", Callable[[], "TiledUpscaler"]]
 def run_batch(items: Sequence[BatchItem], upscaler: UpscalerSource, *, quality: int = 95,
               cancel: CancelToken | None = None, pause: threading.Event | None = None,
               on_event: Callable[[BatchEvent], None] | None = None, model: str = "",
-              backend: str = "", png_compression: int | None = None) -> BatchReport:
+              backend: str = "", png_compression: int | None = None,
+              self_ensemble: bool = False) -> BatchReport:
     """Upscale every item, continuing past failures; events go to ``on_event`` on the calling thread.
 
     ``upscaler`` is a ``TiledUpscaler`` or a zero-argument factory for one, called only
@@ -186,16 +187,17 @@ def run_batch(items: Sequence[BatchItem], upscaler: UpscalerSource, *, quality: 
     between files and between tiles. ``cancel`` stops the batch between files or tiles;
     the report is then marked ``cancelled`` and lists only the items that finished.
     ``png_compression``: PNG level 0-9 (None: the writer's default, see ``io.stream_png``).
+    ``self_ensemble``: the x8 "best quality" upscale for every item (8x slower; recorded in the report).
     """
     emit = on_event or (lambda _e: None)
-    report = BatchReport(model=model, backend=backend)
+    report = BatchReport(model=model, backend=backend, self_ensemble=self_ensemble)
     # Only our own temporary files whose process is gone (see io.atomic); once per folder.
     for folder in dict.fromkeys(it.output.parent for it in items if it.skip_reason is None):
         if folder.is_dir():
             remove_stale_temp_files(folder)
     source = _UpscalerSource(upscaler)
     try:
-        _run_items(items, source, report, emit, quality, cancel, pause, png_compression)
+        _run_items(items, source, report, emit, quality, cancel, pause, png_compression, self_ensemble)
     finally:
         source.close()
     emit(BatchFinished(report))
@@ -221,7 +223,8 @@ class _UpscalerSource:
 
 
 def _upscale_item(item: BatchItem, upscaler: Any, quality: int, cancel: CancelToken | None,
-                  on_tile: Callable[..., None], png_compression: int | None = None) -> str:
+                  on_tile: Callable[..., None], png_compression: int | None = None,
+                  self_ensemble: bool = False) -> str:
     """Read, upscale and write one item; returns its warning ("" when none)."""
     from ..engine import upscale_image_to_file
 
@@ -234,7 +237,8 @@ def _upscale_item(item: BatchItem, upscaler: Any, quality: int, cancel: CancelTo
             _prepare_folder(item.output)
             frames = animation.frames
             upscale_animation(item.input, item.output, animation, upscaler, quality=quality, cancel=cancel,
-                              progress=lambda tp, i: on_tile(tp, frame=i, frames=frames))
+                              progress=lambda tp, i: on_tile(tp, frame=i, frames=frames),
+                              self_ensemble=self_ensemble)
             return ""
         warning = animation_warning(item.input, img.frames, why)
         logger.info("%s", warning)  # the caller shows it (event and report)
@@ -242,15 +246,18 @@ def _upscale_item(item: BatchItem, upscaler: Any, quality: int, cancel: CancelTo
     # Plan time checked outputs against every input by path; the writer re-checks this item's
     # own input by file identity (hard links, case-insensitive folders). Passing every input
     # would cost a stat per input per file: quadratic on big folders.
-    # PNG streams rows to the encoder as tile rows finish; a cancel publishes no file.
+    # PNG streams rows to the encoder as tile rows finish (not with the self-ensemble, which averages
+    # in memory); a cancel publishes no file.
     upscale_image_to_file(img, upscaler, item.output, quality=quality, png_compression=png_compression,
-                          overwrite=True, protect=(item.input,), cancel=cancel, progress=on_tile)
+                          overwrite=True, protect=(item.input,), cancel=cancel, progress=on_tile,
+                          self_ensemble=self_ensemble)
     return warning
 
 
 def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: BatchReport,
                emit: Callable[[BatchEvent], None], quality: int, cancel: CancelToken | None,
-               pause: threading.Event | None, png_compression: int | None = None) -> None:
+               pause: threading.Event | None, png_compression: int | None = None,
+               self_ensemble: bool = False) -> None:
     eta = _Eta(items)
 
     def failed(pos: int, item: BatchItem, error: str) -> None:
@@ -286,7 +293,7 @@ def _run_items(items: Sequence[BatchItem], source: _UpscalerSource, report: Batc
         # Outside the per-file try: a backend that cannot be built is not this file's fault.
         active = source.get()
         try:
-            warning = _upscale_item(item, active, quality, cancel, on_tile, png_compression)
+            warning = _upscale_item(item, active, quality, cancel, on_tile, png_compression, self_ensemble)
         except Cancelled:
             report.cancelled = True
             break

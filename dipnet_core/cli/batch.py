@@ -17,6 +17,7 @@ from .common import (
     add_engine_args,
     add_model_arg,
     add_output_args,
+    add_quality_arg,
     describe_backend,
     err,
     load,
@@ -39,13 +40,15 @@ def add_parser(sub: Any) -> None:
                    help="output name without extension; fields {stem} {scale} {ext} {model} "
                         "(default %(default)s)")
     add_model_arg(p)
+    add_quality_arg(p)
     add_output_args(p)
     add_engine_args(p)
     p.add_argument("--report", metavar="PATH",
                    help="JSON report path (default OUT_DIR/dipnet-batch-report.json; "
                         "with --retry-failed, that report)")
     p.add_argument("--retry-failed", metavar="REPORT",
-                   help="re-run only the failures listed in a report, to the outputs it planned")
+                   help="re-run only the failures listed in a report, to the outputs it planned "
+                        "(with --self-ensemble if that batch had it)")
     p.set_defaults(func=run)
 
 
@@ -74,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         loaded = load(model, args)
         items = previous.failed_items()
         report_path = Path(args.report or args.retry_failed)
+        # The retried files should match the ones that succeeded the first time.
+        args.self_ensemble = args.self_ensemble or previous.self_ensemble
     else:
         if not args.inputs:
             raise CliError("give an input folder (or --retry-failed REPORT)", EXIT_USAGE)
@@ -109,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     backend_text = describe_backend(upscaler) if upscaler is not None else ""
     if backend_text:
         print(f"backend: {backend_text}", file=sys.stderr)
+    if args.self_ensemble:
+        print("best quality: x8 self-ensemble (8 passes per image, 8x slower)", file=sys.stderr)
     print(f"{len(items)} images ({len(items) - todo} to skip)", file=sys.stderr)
     if own_outputs:
         print(f"{own_outputs} of them are earlier outputs of this batch's name template, not inputs: skipped",
@@ -120,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             report = run_batch(items, upscaler or factory, quality=args.quality, cancel=token,
                                on_event=printer, model=str(loaded.source_file), backend=backend_text,
-                               png_compression=args.png_compression)
+                               png_compression=args.png_compression, self_ensemble=args.self_ensemble)
         finally:
             printer.close()
             if upscaler is not None:

@@ -81,6 +81,12 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="compute precision (default: auto, the fastest accurate one for the device)")
 
 
+def add_quality_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--self-ensemble", action="store_true",
+                   help="best quality: average the upscales of the 8 flips/rotations of each image "
+                        "(x8 self-ensemble; about +0.1 dB PSNR, 8x slower)")
+
+
 def add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMAT_CHOICES, help="output format (default: the input's, else png)")
     p.add_argument("--quality", type=quality, default=95, metavar="Q",

@@ -18,6 +18,7 @@ from .common import (
     add_engine_args,
     add_model_arg,
     add_output_args,
+    add_quality_arg,
     describe_backend,
     input_megapixels,
     err,
@@ -35,6 +36,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="input image file(s)")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (one input) or folder (several)")
     add_model_arg(p)
+    add_quality_arg(p)
     add_output_args(p)
     add_engine_args(p)
     p.add_argument("--overwrite", action="store_true",
@@ -81,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import ItemDone, ItemFailed, run_batch
     from ..cancel import CancelToken
 
-    loaded = load(args.model, args, input_megapixels([Path(p) for p in args.inputs]))
+    megapixels = input_megapixels([Path(p) for p in args.inputs])
+    if megapixels is not None and args.self_ensemble:
+        megapixels *= 8  # eight passes: the compute a torch-free run may lose grows eightfold too
+    loaded = load(args.model, args, megapixels)
     items = plan_items(args, loaded.descriptor.scale)
     upscaler = make_upscaler(loaded, args)
     print(f"model: {loaded.descriptor.summary()}  [{loaded.source_file}]")
@@ -89,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     choice = getattr(getattr(upscaler, "backend", None), "choice", None)
     if choice is not None:
         print(f"why: {choice.reason}")
+    if args.self_ensemble:
+        print("best quality: x8 self-ensemble (8 passes per image, 8x slower)")
 
     def on_event(event: Any) -> None:
         if isinstance(event, ItemDone):
@@ -103,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     with sigint_cancels(token), upscaler:
         report = run_batch(items, upscaler, quality=args.quality, cancel=token, on_event=on_event,
                            model=str(loaded.source_file), backend=describe_backend(upscaler),
-                           png_compression=args.png_compression)
+                           png_compression=args.png_compression, self_ensemble=args.self_ensemble)
     if report.cancelled:
         print("cancelled; no partial files were written", file=sys.stderr)
         return EXIT_CANCELLED

@@ -19,6 +19,8 @@ file, streaming PNG rows to an encoder thread as tile rows finish (``TiledUpscal
 * ``tiling``: pure-Python tile plans.
 * ``upscaler``: :class:`TiledUpscaler` (tile workers, progress, cancellation,
   out-of-memory retries) and the measured overlap table.
+* ``ensemble``: the x8 self-ensemble ("best quality": 8 flipped/rotated
+  whole-image passes averaged), ``upscale_image(..., self_ensemble=True)``.
 * ``hardware``: cores, free memory, CPU flags without psutil.
 """
 
@@ -34,6 +36,7 @@ from .backends import (
     export_onnx_bytes,
     is_out_of_memory,
 )
+from .ensemble import ENSEMBLE_SIZE, self_ensemble_iter
 from .image import upscale_image, upscale_image_iter, upscale_image_to_file
 from .tiling import TileBox, plan_tiles
 from .upscaler import (
@@ -46,11 +49,11 @@ from .upscaler import (
 )
 
 __all__ = [
-    "DEFAULT_OVERLAP", "Backend", "BackendUnavailable", "EngineChoice", "OnnxRuntimeBackend", "OutputBand",
-    "TileBox", "TileProgress",
+    "DEFAULT_OVERLAP", "ENSEMBLE_SIZE", "Backend", "BackendUnavailable", "EngineChoice", "OnnxRuntimeBackend",
+    "OutputBand", "TileBox", "TileProgress",
     "TiledUpscaler", "TorchBackend", "auto_tile_size", "available_backends", "create_backend", "default_overlap",
-    "export_onnx_bytes", "is_out_of_memory", "plan_tiles", "upscale_image", "upscale_image_iter",
-    "upscale_image_to_file",
+    "export_onnx_bytes", "is_out_of_memory", "plan_tiles", "self_ensemble_iter", "upscale_image",
+    "upscale_image_iter", "upscale_image_to_file",
 ]
 
 

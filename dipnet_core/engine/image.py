@@ -7,7 +7,8 @@ edges next to it instead of leaving a blurred halo.
 :func:`upscale_image_to_file` goes straight to a file: for PNG it streams
 finished bands of rows to an encoder thread, so encoding overlaps the compute
 and the whole output never sits in memory (a 16000x12000 result would take
-2.3 GB as float32); other formats upscale whole and then write.
+2.3 GB as float32); other formats, and the x8 self-ensemble (whose 8 passes
+are averaged before any row is final), upscale whole and then write.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..cancel import CancelToken, check
+from .ensemble import self_ensemble_iter
 from .upscaler import OutputBand, TiledUpscaler, TileProgress, drive
 
 if TYPE_CHECKING:
@@ -36,10 +38,16 @@ def _with_planes(img: Any, pixels: np.ndarray, alpha: np.ndarray | None) -> Any:
     return out
 
 
-def upscale_image_iter(img: ImageData, upscaler: TiledUpscaler, cancel: CancelToken | None = None
-                       ) -> Generator[TileProgress, None, ImageData]:
+def upscale_image_iter(img: ImageData, upscaler: TiledUpscaler, cancel: CancelToken | None = None, *,
+                       self_ensemble: bool = False) -> Generator[TileProgress, None, ImageData]:
     """Generator form of :func:`upscale_image` (for GUI generator workers)."""
     pixels = np.asarray(img.pixels)
+    if self_ensemble:
+        planes = [(pixels, "rgb")]
+        if getattr(img, "alpha", None) is not None:
+            planes.append((np.asarray(img.alpha), "alpha"))
+        outs = yield from self_ensemble_iter(upscaler, planes, cancel)
+        return _with_planes(img, outs[0], outs[1] if len(outs) > 1 else None)  # type: ignore[no-any-return]
     passes = [upscaler._make_pass(pixels, "rgb")]
     alpha = getattr(img, "alpha", None)
     if alpha is not None:
@@ -52,14 +60,20 @@ def upscale_image_iter(img: ImageData, upscaler: TiledUpscaler, cancel: CancelTo
 
 
 def upscale_image(img: ImageData, upscaler: TiledUpscaler, cancel: CancelToken | None = None,
-                  progress: Callable[[TileProgress], None] | None = None) -> ImageData:
+                  progress: Callable[[TileProgress], None] | None = None, *,
+                  self_ensemble: bool = False) -> ImageData:
     """Upscale an image's colour (RGB or grey) and alpha planes; every other field is kept.
 
     Grey images and the alpha plane are replicated to three channels for the
     model and reduced back with the channel mean, clipped to [0, 1]. Progress
     counts the tiles of both passes (``phase`` says which one).
+
+    ``self_ensemble``: the "best quality" option, the average of the 8
+    flips/rotations (:mod:`.ensemble`), 8x the time; progress then counts the
+    tiles of all 8 passes and carries no tile views (``core``/``output`` None).
     """
-    return drive(upscale_image_iter(img, upscaler, cancel), progress)  # type: ignore[arg-type,return-value]
+    gen = upscale_image_iter(img, upscaler, cancel, self_ensemble=self_ensemble)
+    return drive(gen, progress)  # type: ignore[arg-type,return-value]
 
 
 def upscale_image_to_file(
@@ -74,6 +88,7 @@ def upscale_image_to_file(
     protect: Iterable[str | os.PathLike[str]] = (),
     cancel: CancelToken | None = None,
     progress: Callable[[TileProgress], None] | None = None,
+    self_ensemble: bool = False,
 ) -> Path:
     """Upscale ``img`` and write it to ``path``: the same file as ``write_image(path, upscale_image(...))``.
 
@@ -85,16 +100,18 @@ def upscale_image_to_file(
     way the file appears atomically, only once complete: cancelling (or any
     error) leaves no partial file and an existing target untouched. Keyword
     arguments are those of :func:`write_image` (``png_compression=None``: its
-    default).
+    default). ``self_ensemble`` (see :func:`upscale_image`) always takes the
+    whole-image path: the 8 passes are averaged in memory before anything is written.
     """
     from ..io import DEFAULT_PNG_COMPRESSION, open_image_stream, write_image
 
     level = DEFAULT_PNG_COMPRESSION if png_compression is None else png_compression
     s = upscaler.backend.scale
-    stream = open_image_stream(path, img, s * img.width, s * img.height, format=format, overwrite=overwrite,
-                               protect=protect, png_compression=level)
+    stream = None if self_ensemble else open_image_stream(
+        path, img, s * img.width, s * img.height, format=format, overwrite=overwrite, protect=protect,
+        png_compression=level)
     if stream is None:
-        result = upscale_image(img, upscaler, cancel=cancel, progress=progress)
+        result = upscale_image(img, upscaler, cancel=cancel, progress=progress, self_ensemble=self_ensemble)
         check(cancel)
         return write_image(path, result, format=format, quality=quality, overwrite=overwrite, protect=protect,
                            png_compression=level)

@@ -272,6 +272,12 @@ class TiledUpscaler:
             return [TileBox(0, 0, w, h, 0, 0, w, h)]
         return plan_tiles(h, w, tile, self.overlap_for(tile), self.align)
 
+    def work(self, height: int, width: int) -> tuple[int, int]:
+        """(tiles, LR pixels) one plane of that size costs, as counted by progress events."""
+        m = self.backend.min_size
+        h, w = max(height, m), max(width, m)  # what _make_pass pads a too-small image up to
+        return len(self.plan(h, w)), h * w
+
     # ------------------------------------------------------------------ public API
 
     def upscale_iter(self, pixels: np.ndarray, cancel: CancelToken | None = None
@@ -461,11 +467,16 @@ class TiledUpscaler:
         a = np.asarray(pixels)
         return out[:, :, None] if a.ndim == 3 and a.shape[2] == 1 else out
 
-    def _run_passes(self, passes: Sequence[_Pass], cancel: CancelToken | None
-                    ) -> Generator[TileProgress, None, None]:
-        """Run every task of every pass, yielding progress; shared by images, alpha and regions."""
-        total_px = sum((c[2] - c[0]) * (c[3] - c[1]) for p in passes for _, c in p.tasks)
-        tracker = _Tracker(sum(len(p.tasks) for p in passes), total_px)
+    def _run_passes(self, passes: Sequence[_Pass], cancel: CancelToken | None,
+                    tracker: _Tracker | None = None) -> Generator[TileProgress, None, None]:
+        """Run every task of every pass, yielding progress; shared by images, alpha and regions.
+
+        ``tracker``: one that counts a larger job these passes are part of (the
+        self-ensemble's 8 passes), instead of a fresh one for just these.
+        """
+        if tracker is None:
+            total_px = sum((c[2] - c[0]) * (c[3] - c[1]) for p in passes for _, c in p.tasks)
+            tracker = _Tracker(sum(len(p.tasks) for p in passes), total_px)
         self._tracker = tracker
         check(cancel)
         try:

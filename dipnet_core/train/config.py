@@ -151,6 +151,10 @@ class DistillConfig:
     phase_warmup_steps: int = 0
     ema_decay: float = 0.999
     grad_clip: float = 0.0  # 0 = off
+    # The enhanced-HR target as the mean of the teacher's SR of the 8 flips/rotations of the LR crop
+    # (also in the prune and final fine-tunes): a target nearer the true HR for 8 teacher forwards
+    # per step instead of 1 (benchmarks/teacher_ensemble_targets.py). Anchors stay single-pass.
+    teacher_self_ensemble: bool = False
 
 
 @dataclass

@@ -79,14 +79,15 @@ def test_cancel_full_upscale(window: object, qtbot: object, tmp_path: Path, monk
 
     real = engine.upscale_image
 
-    def held(img: object, upscaler: object, cancel: object = None, progress: object = None) -> object:
+    def held(img: object, upscaler: object, cancel: object = None, progress: object = None,
+             **options: object) -> object:
         # After the first tile, wait for the user's cancel, so a fast machine cannot finish first.
         def on_tile(tp: object) -> None:
             progress(tp)  # type: ignore[operator]
             while not cancel.cancelled:  # type: ignore[attr-defined]
                 threading.Event().wait(0.005)
 
-        return real(img, upscaler, cancel=cancel, progress=on_tile)  # type: ignore[arg-type]
+        return real(img, upscaler, cancel=cancel, progress=on_tile, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine, "upscale_image", held)  # type: ignore[attr-defined]
     path = write_png(tmp_path / "big.png", 120, 96, seed=1)

@@ -189,6 +189,8 @@ def _distill_phase(ctx: RunContext, schedule: ProgressiveSchedule, k: int) -> di
     })
     metrics = {**res.metrics, **model_summary(ema_model), "anchor_pairs": [list(p) for p in pairs],
                "losses": sorted(loss_terms(loss)), "notes": notes}
+    if teacher is not None and teacher.self_ensemble:
+        metrics["teacher_self_ensemble"] = True
     if k == 1 and (cfg.student.init or cfg.student.from_model):
         metrics["continued_from"] = str(cfg.student.init or cfg.student.from_model)
     ctx.finish_stage(name, metrics, output=out)

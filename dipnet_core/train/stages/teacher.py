@@ -61,9 +61,12 @@ def _feature_width(block: nn.Module) -> int | None:
 class Teacher:
     """A frozen SR model: ``teacher(lr) -> (sr, anchors or None)`` without gradients."""
 
-    def __init__(self, module: nn.Module, scale: int, name: str = "teacher") -> None:
+    def __init__(self, module: nn.Module, scale: int, name: str = "teacher", *,
+                 self_ensemble: bool = False) -> None:
         self.module = module.eval().requires_grad_(False)
         self.scale, self.name = scale, name
+        #: Targets from the x8 self-ensemble (``distill.teacher_self_ensemble``), see :mod:`..self_ensemble`.
+        self.self_ensemble = self_ensemble
         self._captured: list[torch.Tensor | None] = []
         blocks = block_modules(module)
         widths = [_feature_width(b) for b in blocks]
@@ -95,6 +98,13 @@ class Teacher:
 
     @torch.no_grad()
     def __call__(self, lr: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        if self.self_ensemble:
+            from ..self_ensemble import ensemble_forward
+
+            return ensemble_forward(self._forward, lr)
+        return self._forward(lr)
+
+    def _forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         self._captured = [None] * len(self._captured)
         sr = self.module(lr)
         if not self.has_anchors:
@@ -139,6 +149,10 @@ def frozen_teacher(ctx: RunContext) -> Teacher | None:
         teacher = None
     if teacher is not None:
         teacher.to(ctx.device)
+        # Every enhanced-HR target of the run (distill, prune and final fine-tunes) comes from here.
+        teacher.self_ensemble = ctx.config.distill.teacher_self_ensemble
+        if teacher.self_ensemble:
+            ctx.log("teacher targets: x8 self-ensemble (8 teacher forwards per step)")
     ctx.cache["teacher"] = teacher
     return teacher
 
