@@ -14,10 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Preview requests are small; a small tile keeps the cancel check (between tiles) frequent,
-# so a stale preview stops within a few dozen milliseconds.
-PREVIEW_TILE = 96
-
 
 @dataclass(frozen=True)
 class EngineKey:
@@ -41,7 +37,7 @@ class Engine:
     loaded: Any  # dipnet_core.models.LoadedModel
     backend: Any  # dipnet_core.engine.Backend
     upscaler: Any  # TiledUpscaler for the Upscale tab's whole images
-    preview_upscaler: Any  # TiledUpscaler with small tiles for the live preview
+    preview_upscaler: Any  # TiledUpscaler for the live preview (iter_regions: one job, centre first)
     batch_upscaler: Any  # TiledUpscaler for the Batch tab
 
     @property
@@ -82,7 +78,6 @@ class EngineCache:
             loaded = load_model(model_file_for_inference(key.model_path))
             backend = create_backend(loaded, backend=key.backend, device=key.device)
             tile = key.tile_size or None
-            preview_tile = min(PREVIEW_TILE, key.tile_size) if key.tile_size else PREVIEW_TILE
             # The previous engine's tilers are simply dropped: a job still running keeps its own
             # reference, and their worker threads end when the executors are collected.
             self._engine = Engine(
@@ -90,7 +85,7 @@ class EngineCache:
                 loaded,
                 backend,
                 TiledUpscaler(backend, tile_size=tile),
-                TiledUpscaler(backend, tile_size=preview_tile),
+                TiledUpscaler(backend, tile_size=tile),
                 TiledUpscaler(backend, tile_size=tile),
             )
             return self._engine

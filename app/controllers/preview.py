@@ -3,7 +3,10 @@
 The viewer asks for a preview of whatever region is visible each time the
 user pans or zooms. Only the newest view matters, so:
 
-* input is debounced (``debounce_ms``, ~150 ms): a burst of wheel events makes one request;
+* a request after a quiet spell (none in the last ``debounce_ms``) starts at once, and so does
+  one marked ``immediate`` (a newly opened image): a single change is not kept waiting;
+* a request that follows another within ``debounce_ms`` (~150 ms) is debounced: the rest of a
+  burst of wheel events or drag moves makes one request, sent when the burst ends;
 * a new request immediately cancels the running one (its token is set; the core stops at
   the next tile, and a result that still arrives is dropped);
 * at most one request waits: a newer one replaces it (the older is "superseded");
@@ -42,6 +45,7 @@ class PreviewScheduler(QObject):
     def __init__(self, compute: ComputeFn, debounce_ms: int = 150, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._compute = compute
+        self._last_request_at = -float("inf")
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(debounce_ms)
@@ -67,16 +71,29 @@ class PreviewScheduler(QObject):
     def busy(self) -> bool:
         return self._running is not None or self._pending is not None
 
-    def request(self, payload: Any) -> int:
+    def request(self, payload: Any, immediate: bool = False) -> int:
+        """Ask for ``payload``'s preview; it replaces (and cancels) every earlier request.
+
+        It starts at once (as soon as a cancelled computation has stopped) when ``immediate``
+        or when no request came in the last ``debounce_ms``; otherwise when ``debounce_ms`` pass
+        without another request.
+        """
+        now = time.perf_counter()
+        quiet = (now - self._last_request_at) * 1000 >= self.debounce_ms
+        self._last_request_at = now
         self._next_id += 1
         rid = self._latest = self._next_id
         if self._pending is not None:
             self.outcomes[self._pending[0]] = "superseded"
         self._pending = (rid, payload)
         self.outcomes[rid] = "pending"
-        self._requested_at[rid] = time.perf_counter()
+        self._requested_at[rid] = now
         self._cancel_running()
-        self._timer.start()  # restarts the debounce window
+        if immediate or quiet:
+            self._timer.stop()
+            self._start_pending()  # or, while a cancelled one still runs, from its `done`
+        else:
+            self._timer.start()  # (re)starts the debounce window
         return rid
 
     def cancel_all(self) -> None:

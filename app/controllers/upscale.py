@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRect, QRectF, Signal
 from PySide6.QtGui import QGuiApplication, QImage
 
-from dipnet_core.cancel import CancelToken, check
+from dipnet_core.cancel import CancelToken
 
 from ..errors import ErrorReporter, NoModelError
 from ..qt_image import array_to_qimage, qimage_to_array
@@ -27,7 +27,7 @@ from ..workers import Task, start_task
 from .context import AppContext, TabController
 from .engine import EngineKey
 from .preview import PreviewScheduler
-from .preview_plan import plan_pieces
+from .preview_plan import plan_regions
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,9 @@ class UpscaleController(TabController):
         # painted, oldest first (to drop the oldest when too many are kept).
         self._covered: np.ndarray | None = None
         self._pieces: list[tuple[int, int, int, int]] = []
+        # What the running or waiting preview request covers (generation, engine key, view box): a
+        # repeated view change (a resize that moves nothing, a second signal) must not restart it.
+        self._preview_asked: tuple[Any, ...] | None = None
         self._engine_key_seen: EngineKey | None | bool = False  # False: never looked
         self._offered: list[Path] = []  # dropped paths waiting for the user's yes to batch them
         self._saved_to: Path | None = None  # where this result was saved last (File > Save reuses it)
@@ -165,7 +168,7 @@ class UpscaleController(TabController):
             self._show_loaded()
             if entry is not None:
                 self.view.set_status(f"Now using {entry.name} — press Upscale")
-        self._on_view_changed()
+        self._on_view_changed(immediate=True)
 
     @property
     def busy(self) -> bool:
@@ -247,7 +250,7 @@ class UpscaleController(TabController):
             s.last_open_dir = str(path.parent)
             self.ctx.store.save()
             self.view.set_recent(s.recent_files)
-        self._on_view_changed()
+        self._on_view_changed(immediate=True)  # a new image: no burst of changes to wait for
 
     # ------------------------------------------------------------------ photo-model hint
     def _estimate_damage(self, pixels: np.ndarray, path: Path | None, generation: int) -> None:
@@ -313,6 +316,7 @@ class UpscaleController(TabController):
     def _reset_preview(self) -> None:
         """Forget what the live preview covered (a new image, a new model, or a finished result)."""
         self.preview.cancel_all()
+        self._preview_asked = None
         self._pieces.clear()
         self._covered = None
         if self.loaded is not None:
@@ -336,7 +340,12 @@ class UpscaleController(TabController):
         x0, y0, x1, y1 = box
         return bool(self._covered[y0:y1, x0:x1].all())
 
-    def _on_view_changed(self) -> None:
+    def _on_view_changed(self, immediate: bool = False) -> None:
+        """Ask for a preview of what is visible and not yet covered.
+
+        ``immediate``: a new image or model, so start now; a pan or zoom starts at once only
+        after a quiet spell, and is debounced while the user keeps moving (PreviewScheduler).
+        """
         if self.loaded is None or self.result is not None or self.ctx.current_model() is None:
             return
         box = self.visible_lr_box()
@@ -345,29 +354,37 @@ class UpscaleController(TabController):
         x0, y0, x1, y1 = box
         if self._covered[y0:y1, x0:x1].all():
             self.preview.cancel_all()  # already sharp there (e.g. zooming in on a previewed area)
+            self._preview_asked = None
             return
         try:
             key = self.ctx.engine_key()
         except NoModelError:
             return
-        self.preview.request((self.loaded.generation, key, box, self.loaded.rgb, self._covered))
+        asked = (self.loaded.generation, key, box)
+        if asked == self._preview_asked and self.preview.busy:
+            return  # this very view is already being computed
+        self._preview_asked = asked
+        self.preview.request((self.loaded.generation, key, box, self.loaded.rgb, self._covered), immediate)
 
     def _compute_preview(
         self,
         payload: tuple[int, EngineKey, tuple[int, int, int, int], np.ndarray, np.ndarray],
         token: CancelToken,
     ) -> Iterator[tuple[tuple[int, int, int, int], QImage]]:
-        """Runs on a worker: yields (LR box, upscaled QImage) per piece, the view's centre first.
+        """Runs on a worker: yields (LR box, upscaled QImage) per finished tile, the view's centre first.
 
-        The plan reads the coverage mask when the request starts; the GUI thread may mark pieces
-        of a cancelled request meanwhile, which at worst recomputes a piece.
+        What is not covered yet runs as one engine job (see preview_plan). The plan reads the
+        coverage mask when the request starts; the GUI thread may mark tiles of a cancelled
+        request meanwhile, which at worst recomputes a tile.
         """
         _generation, key, box, rgb, covered = payload
         engine = self.ctx.engine(key)
-        for piece in plan_pieces(box, covered):
-            check(token)
-            sr = engine.preview_upscaler.upscale_region(rgb, box=piece, cancel=token)
-            yield piece, array_to_qimage(sr)
+        regions = plan_regions(box, covered)
+        if not regions:
+            return
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        for tp in engine.preview_upscaler.iter_regions(rgb, regions, token, centre=centre):
+            yield tp.core, array_to_qimage(tp.output)
 
     def _on_preview_ready(self, _rid: int, payload: Any, piece: Any) -> None:
         generation = payload[0]

@@ -36,7 +36,9 @@ tiles are written straight into a preallocated output as they finish.
 :meth:`TiledUpscaler.iter_bands` holds no whole output at all: it runs the plan
 tile row by tile row and hands over each finished band of output rows (already
 quantized to the file's integer samples by the tile workers, if asked), so a
-streaming writer can encode it while the next row computes.
+streaming writer can encode it while the next row computes. :meth:`TiledUpscaler.iter_regions`
+runs a few boxes of an image (a viewer's visible region) as one job, nearest a centre point
+first, and hands over each tile in its own array as it finishes.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ DEFAULT_OVERLAP = OVERLAP_BY_TILE[0][1]
 CPU_TILE_SIZE = 512
 #: Images up to this side run in one piece on the CPU; splitting them only adds overlap work.
 CPU_WHOLE_IMAGE_MAX = 512
+#: Smallest tile :meth:`TiledUpscaler.plan_regions` cuts a region into to give every worker a tile: below it
+#: the overlap (36-48 px a side) would cost more than the extra worker gains.
+SPLIT_MIN_TILE = 256
 #: Largest tile for GPUs (the TensorRT optimisation profile goes up to 2048 px).
 GPU_TILE_MAX = 2048
 #: Fraction of free memory the tiles of one job may take; the rest is for the image, the GUI and the OS.
@@ -330,10 +335,163 @@ class TiledUpscaler:
         drive(self._run_passes([_Pass(src, out, "rgb", tasks, (x0, y0), tile)], cancel), None)
         return self._restore_channels(out, pixels)
 
+    def plan_regions(self, height: int, width: int, boxes: Sequence[Box], *,
+                     centre: tuple[float, float] | None = None, split: bool = True
+                     ) -> list[tuple[int, Box, Box]]:
+        """The tiles that cover the LR ``boxes`` of a ``height`` x ``width`` image, nearest ``centre`` first.
+
+        Returns ``(box index, window, core)`` triples; each box's cores partition it (clipped to
+        the image). Each box is planned on its own context area (the box grown by the overlap and
+        clipped to the image), so context is paid once around the box and along the seams between
+        its tiles, not around every piece. A box whose area fits one tile runs as one window (the
+        window :meth:`upscale_region` uses). With ``split`` and several workers, a box that would
+        give fewer tiles than workers gets smaller tiles, down to :data:`SPLIT_MIN_TILE`, so every
+        worker has one: on 2 cores that finished as fast as one window on both threads (the seam's
+        context costs what the threads' synchronisation does), and a cancel waits for a smaller tile.
+
+        Order: tiles whose core holds ``centre`` (default: the middle of the boxes' bounding box)
+        first, then by the distance from ``centre`` to the core's middle.
+        """
+        bounds = (0, 0, width, height)
+        clipped = [_intersect(tuple(int(v) for v in b), bounds) for b in boxes]  # type: ignore[arg-type]
+        tile = self.tile_size_for(height, width)
+        triples: list[tuple[int, Box, Box]] = []
+        for i, box in enumerate(clipped):
+            if box is None:
+                continue
+            tasks = self._region_tasks(box, bounds, tile)
+            if split and self.workers > 1 and len(tasks) < self.workers:
+                for smaller in range((tile - 1) // 16 * 16, SPLIT_MIN_TILE - 1, -16):
+                    more = self._region_tasks(box, bounds, smaller)
+                    if len(more) >= self.workers:
+                        tasks = more
+                        break
+            triples += [(i, window, core) for window, core in tasks]
+        if centre is None:
+            live = [b for b in clipped if b is not None]
+            if not live:
+                return []
+            centre = ((min(b[0] for b in live) + max(b[2] for b in live)) / 2,
+                      (min(b[1] for b in live) + max(b[3] for b in live)) / 2)
+        cx, cy = centre
+
+        def off(lo: int, hi: int, c: float) -> float:
+            """Pixels from the one at ``c`` to the span [lo, hi); 0 inside."""
+            return max(lo - math.floor(c), 0, math.floor(c) - (hi - 1))
+
+        def key(t: tuple[int, Box, Box]) -> tuple[float, float, int, int]:
+            x0, y0, x1, y1 = t[2]
+            outside = math.hypot(off(x0, x1, cx), off(y0, y1, cy))
+            return outside, math.hypot((x0 + x1) / 2 - cx, (y0 + y1) / 2 - cy), y0, x0
+
+        return sorted(triples, key=key)
+
+    def _region_tasks(self, box: Box, bounds: Box, tile: int) -> list[tuple[Box, Box]]:
+        """``(window, core)`` pairs covering ``box`` with tiles of at most ``tile`` px (see plan_regions)."""
+        x0, y0, x1, y1 = box
+        one = self._context_window(box, bounds, max(x1 - x0, y1 - y0))
+        if not self.backend.tileable or max(one[2] - one[0], one[3] - one[1]) <= tile:
+            return [(one, box)]
+        tile = max(tile, self.min_tile)
+        ov = self.overlap_for(tile)
+        while True:
+            ax0, ay0, ax1, ay1 = self._grow(box, bounds, ov)
+            plan = plan_tiles(ay1 - ay0, ax1 - ax0, tile, ov, self.align)
+            # Windows come out smaller than `tile` when fewer of them cover the area: give them
+            # the overlap their own size needs (larger windows need no more, so this settles).
+            need = max(self.overlap_for(max(b.width, b.height)) for b in plan)
+            if need <= ov:
+                break
+            ov = need
+        tasks = []
+        for b in plan:
+            window = (b.x0 + ax0, b.y0 + ay0, b.x1 + ax0, b.y1 + ay0)
+            core = _intersect((b.core_x0 + ax0, b.core_y0 + ay0, b.core_x1 + ax0, b.core_y1 + ay0), box)
+            if core is not None:
+                tasks.append((window, core))
+        return tasks
+
+    def iter_regions(self, pixels: np.ndarray, boxes: Sequence[Box], cancel: CancelToken | None = None, *,
+                     centre: tuple[float, float] | None = None, split: bool = True
+                     ) -> Generator[TileProgress, None, None]:
+        """Upscale the LR ``boxes`` of ``pixels`` as one job, yielding each tile as it finishes.
+
+        The tiles of every box (:meth:`plan_regions`, nearest ``centre`` first) run on the
+        worker threads together. Each :class:`TileProgress` carries the tile's ``core`` (image
+        coordinates) and its upscaled pixels as ``output`` (float32 in [0, 1], the tile's own
+        array: only the tiles being computed are in memory, however large the boxes), so a
+        viewer can paint the region tile by tile, centre first. ``cancel`` is checked between
+        tiles: once set, no new tile starts, the running ones finish and
+        :class:`~dipnet_core.cancel.Cancelled` is raised. :meth:`upscale_regions` assembles the boxes.
+        """
+        src = self._as_planes(pixels)
+        h, w = src.shape[:2]
+        s = self.backend.scale
+        if h < self.backend.min_size or w < self.backend.min_size:
+            # Padded up to the model's minimum: tiny, so run it whole and hand each box over as one tile.
+            full = drive(self.upscale_iter(src, cancel), None)
+            live = [b for b in (_intersect(tuple(int(v) for v in box), (0, 0, w, h)) for box in boxes) if b]
+            tracker = _Tracker(len(live), sum((b[2] - b[0]) * (b[3] - b[1]) for b in live))
+            for b in live:
+                out = self._restore_channels(full[s * b[1]:s * b[3], s * b[0]:s * b[2]].copy(), pixels)
+                yield tracker.tile_done((b[2] - b[0]) * (b[3] - b[1]), "rgb", max(h, w), b, out)
+            return
+        tile = self.tile_size_for(h, w)
+        plan = self.plan_regions(h, w, boxes, centre=centre, split=split)
+
+        def jobs() -> Iterator[tuple[_Pass, tuple[Box, Box]]]:
+            # Lazy, so a tile's output array exists only from its start to its hand-over.
+            for _i, window, core in plan:
+                out = np.empty(self._out_shape(src, core[3] - core[1], core[2] - core[0]), np.float32)
+                yield _Pass(src, out, "rgb", [(window, core)], (core[0], core[1]), tile), (window, core)
+
+        tracker = _Tracker(len(plan), sum((c[2] - c[0]) * (c[3] - c[1]) for _, _, c in plan))
+        self._tracker = tracker
+        check(cancel)
+        try:
+            for p, core in self._execute_jobs(jobs(), cancel, parallel=len(plan) > 1):
+                yield tracker.tile_done((core[2] - core[0]) * (core[3] - core[1]), p.phase,
+                                        min(tile, self._oom_limit or tile), core,
+                                        self._restore_channels(p.out, pixels))
+                check(cancel)
+        finally:
+            self._tracker = None
+
+    def upscale_regions(self, pixels: np.ndarray, boxes: Sequence[Box], cancel: CancelToken | None = None, *,
+                        centre: tuple[float, float] | None = None, split: bool = True,
+                        progress: Callable[[TileProgress], None] | None = None) -> list[np.ndarray]:
+        """:meth:`iter_regions` assembled: one upscaled array per box (clipped to the image; an empty
+        box gives an empty array). ``progress`` gets every tile as it finishes."""
+        src = self._as_planes(pixels)
+        h, w = src.shape[:2]
+        s = self.backend.scale
+        clipped = [_intersect(tuple(int(v) for v in b), (0, 0, w, h)) for b in boxes]
+        outs = [np.empty(self._out_shape(src, *((b[3] - b[1], b[2] - b[0]) if b else (0, 0))), np.float32)
+                for b in clipped]
+        for event in self.iter_regions(pixels, boxes, cancel, centre=centre, split=split):
+            core = event.core
+            assert core is not None and event.output is not None
+            shape = (s * (core[3] - core[1]), s * (core[2] - core[0])) + outs[0].shape[2:]
+            tile = event.output.reshape(shape)
+            for b, out in zip(clipped, outs):
+                part = _intersect(core, b) if b is not None else None
+                if part is None or b is None:
+                    continue  # (overlapping boxes each take their part of every tile)
+                x0, y0, x1, y1 = part
+                out[s * (y0 - b[1]):s * (y1 - b[1]), s * (x0 - b[0]):s * (x1 - b[0])] = (
+                    tile[s * (y0 - core[1]):s * (y1 - core[1]), s * (x0 - core[0]):s * (x1 - core[0])])
+            if progress is not None:
+                progress(event)
+        return [self._restore_channels(o, pixels) for o in outs]
+
     def _context_window(self, core: Box, bounds: Box, side: int) -> Box:
         """``core`` grown by the overlap a ``side`` px tile needs (a bigger window needs no more), clipped
         to ``bounds`` and aligned to the ESA grid."""
-        ov, a = self.overlap_for(side), self.align
+        return self._grow(core, bounds, self.overlap_for(side))
+
+    def _grow(self, core: Box, bounds: Box, ov: int) -> Box:
+        """``core`` grown by ``ov`` px, clipped to ``bounds``, its top-left aligned to the ESA grid."""
+        a = self.align
         return (max(bounds[0], core[0] - ov) // a * a, max(bounds[1], core[1] - ov) // a * a,
                 min(bounds[2], core[2] + ov), min(bounds[3], core[3] + ov))
 

@@ -44,13 +44,32 @@ def test_scheduler_cancels_stale_and_applies_only_the_latest(qtbot: object) -> N
 
 
 def test_debounce_coalesces_a_burst(qtbot: object) -> None:
+    """The first change after a quiet spell starts at once; the rest of a burst makes one request."""
     calls: list[int] = []
-    sched = PreviewScheduler(lambda p, _t: calls.append(p) or p, debounce_ms=50)
+    sched = PreviewScheduler(lambda p, _t: calls.append(p) or p, debounce_ms=200)
     ids = [sched.request(i) for i in range(5)]
+    assert sched.outcomes[ids[0]] == "cancelled"  # started at once, then cancelled by the next one
+    assert [sched.outcomes[i] for i in ids[1:]] == ["superseded"] * 3 + ["pending"]
     with qtbot.waitSignal(sched.idle, timeout=5000):  # type: ignore[attr-defined]
         pass
-    assert calls == [4]
-    assert [sched.outcomes[i] for i in ids] == ["superseded"] * 4 + ["applied"]
+    assert calls == [0, 4]  # this compute ignores its token; a real one stops at the next tile
+    assert [sched.outcomes[i] for i in ids] == ["cancelled"] + ["superseded"] * 3 + ["applied"]
+
+
+def test_a_single_change_or_a_new_image_starts_without_the_debounce(qtbot: object) -> None:
+    started: list[int] = []
+    sched = PreviewScheduler(lambda p, _t: started.append(p) or p, debounce_ms=60_000)
+    r1 = sched.request(1)  # nothing came before it: no reason to wait
+    assert sched.outcomes[r1] == "running"
+    with qtbot.waitSignal(sched.idle, timeout=5000):  # type: ignore[attr-defined]
+        pass
+    r2 = sched.request(2)  # right after another one: part of a burst, so it waits
+    assert sched.outcomes[r2] == "pending"
+    r3 = sched.request(3, immediate=True)  # e.g. a newly opened image: starts now all the same
+    assert sched.outcomes[r3] == "running" and sched.outcomes[r2] == "superseded"
+    with qtbot.waitSignal(sched.idle, timeout=5000):  # type: ignore[attr-defined]
+        pass
+    assert started == [1, 3]
 
 
 def hold_previews(up: object) -> threading.Event:
@@ -125,7 +144,7 @@ def test_preview_fills_the_visible_region_with_the_models_output(
     window: object, qtbot: object, tmp_path: Path
 ) -> None:
     """Issue 17.1: at 100 % the whole visible upscaled region becomes the model's output on its own,
-    centre first, piece by piece, with nothing of the placeholder (the original, enlarged) left."""
+    centre first, tile by tile, with nothing of the placeholder (the original, enlarged) left."""
     from studio_testutil import write_png
 
     from app.qt_image import qimage_to_array
@@ -134,6 +153,10 @@ def test_preview_fills_the_visible_region_with_the_models_output(
     w = window
     w.resize(1600, 1000)  # type: ignore[attr-defined]
     up, view = w.upscale, w.upscale_view  # type: ignore[attr-defined]
+    # With the automatic tile size this view fits one window; 192 px tiles make a dozen, to see
+    # them painted one by one, centre first, and their seams.
+    up.ctx.settings.tile_size = 192  # type: ignore[attr-defined]
+    up.ctx.inference_settings_changed()  # type: ignore[attr-defined]
     path = write_png(tmp_path / "wide.png", 480, 320, seed=4)
     gate_open = hold_previews(up)  # the fit view's preview waits, and is cancelled by the next view
     up.open_path(path)
@@ -146,16 +169,24 @@ def test_preview_fills_the_visible_region_with_the_models_output(
     canvas = view.active_canvas()
     rect = visible_rect(canvas)
     assert rect.width() > 1200 and rect.height() > 600  # most of a 1600x1000 window
-    assert len(pieces) >= 3  # painted piece by piece, not in one go
-    cx, cy = rect.center().x() / 4, rect.center().y() / 4
-    first = pieces[0]
-    assert first[0] <= cx <= first[2] and first[1] <= cy <= first[3]  # the centre came first
+    # One engine job, painted tile by tile as the tiles finish: the tile holding the view's centre
+    # starts first, then outward; the first painted is one of those the workers started together.
+    engine = up.ctx.engine(up.ctx.engine_key())  # type: ignore[attr-defined]
+    workers = engine.preview_upscaler.workers
+    box = up.visible_lr_box()  # type: ignore[attr-defined]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    h, w = up.loaded.rgb.shape[:2]  # type: ignore[attr-defined]
+    plan = [core for _i, _w, core in engine.preview_upscaler.plan_regions(h, w, [box], centre=(cx, cy))]
+    assert sorted(pieces) == sorted(plan) and len(pieces) >= 6
+    assert plan[0][0] <= cx < plan[0][2] and plan[0][1] <= cy < plan[0][3]
+    assert pieces[0] in plan[:workers]
+    dist = [np.hypot((p[0] + p[2]) / 2 - cx, (p[1] + p[3]) / 2 - cy) for p in plan]
+    assert dist[-1] > dist[0] and max(dist[:workers]) <= min(dist[-workers:])
 
     shown = canvas.render_after(rect)
     assert magenta_pixels(shown) == 0
     seen = np.round(qimage_to_array(shown)[0] * 255)
     # The model's output for the same region, from a whole-image run of the engine.
-    engine = up.ctx.engine(up.ctx.engine_key())  # type: ignore[attr-defined]
     with TiledUpscaler(engine.backend) as tiler:
         full = tiler.upscale(up.loaded.rgb)  # type: ignore[attr-defined]
     expect = np.round(np.clip(full, 0, 1)[rect.top():rect.bottom() + 1, rect.left():rect.right() + 1] * 255)

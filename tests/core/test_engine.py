@@ -199,6 +199,91 @@ def test_upscale_region_matches_full_result(builtin_model: LoadedModel, fp32: Ba
     np.testing.assert_array_equal(up.upscale_region(x, box), up.upscale(x)[sl])
 
 
+def test_regions_plan_covers_each_box_once_centre_first_one_tile_per_worker(fp32: Backend) -> None:
+    """The live preview's plan for a 1600x1000 view at 100 % on a 1600x1000 LR image."""
+    up = TiledUpscaler(fp32)
+    h, w, box = 1000, 1600, (600, 375, 1000, 625)
+    whole = up.plan_regions(h, w, [box], split=False)
+    assert [(i, c) for i, _, c in whole] == [(0, box)]  # fits one window: the window upscale_region uses
+    assert whole[0][1] == up._context_window(box, (0, 0, w, h), 400)
+    plan = up.plan_regions(h, w, [box, (0, 0, 64, 1000)], centre=(800, 500))
+    assert len([t for t in plan if t[0] == 0]) >= max(2, up.workers) or up.workers == 1
+    cover = np.zeros((h, w), int)
+    for _, (wx0, wy0, wx1, wy1), (x0, y0, x1, y1) in plan:
+        cover[y0:y1, x0:x1] += 1
+        assert wx0 % up.align == 0 and wy0 % up.align == 0
+        # Every core keeps the overlap of context inside its window, except at the image's edges.
+        ov = up.overlap_for(max(wx1 - wx0, wy1 - wy0))
+        assert all(d >= min(ov, edge) for d, edge in ((x0 - wx0, x0), (y0 - wy0, y0), (wx1 - x1, w - x1),
+                                                        (wy1 - y1, h - y1)))
+    assert cover[375:625, 600:1000].min() == 1 and cover[:, :64].min() == 1
+    assert cover.max() == 1 and cover.sum() == 400 * 250 + 64 * 1000
+    # Centre first: the first tile holds the centre, the far strip comes last.
+    x0, y0, x1, y1 = plan[0][2]
+    assert x0 <= 800 < x1 and y0 <= 500 < y1
+    assert plan[-1][0] == 1
+
+
+def test_regions_hand_over_each_tile_once_and_stop_between_tiles(builtin_model: LoadedModel, fp32: Backend,
+                                                                 crops: list[np.ndarray]) -> None:
+    x = crops[1]
+    full = _reference(builtin_model, x)
+    counting = _Wrapped(fp32)
+    up = TiledUpscaler(counting, tile_size=128)  # several tiles on a small crop
+    boxes = [(8, 12, 128, 70), (40, 80, 110, 146)]
+    centre = (70.0, 75.0)
+    events: list[TileProgress] = []
+    snapshots: list[np.ndarray] = []
+    for e in up.iter_regions(x, boxes, centre=centre):
+        events.append(e)
+        snapshots.append(e.output.copy())  # final when handed over: later tiles must not change it
+    plan = up.plan_regions(*x.shape[:2], boxes, centre=centre)
+    assert len(events) == len(plan) >= 4 and [e.done for e in events] == list(range(1, len(plan) + 1))
+    assert len(counting.calls) == len(plan)
+    outs = up.upscale_regions(x, boxes, centre=centre)  # the same job, run again and assembled
+    # The tiles, as handed over, assemble to exactly the one-shot boxes, each pixel once.
+    for (bx0, by0, bx1, by1), out in zip(boxes, outs):
+        assert out.shape == (4 * (by1 - by0), 4 * (bx1 - bx0), 3)
+        built = np.full(out.shape, np.nan, np.float32)
+        count = np.zeros(out.shape[:2], int)
+        for e, pixels in zip(events, snapshots):
+            x0, y0, x1, y1 = e.core  # type: ignore[misc]
+            if bx0 <= x0 and x1 <= bx1 and by0 <= y0 and y1 <= by1:
+                sl = np.s_[4 * (y0 - by0):4 * (y1 - by0), 4 * (x0 - bx0):4 * (x1 - bx0)]
+                built[sl] = pixels
+                count[sl] += 1
+        assert (count == 1).all()
+        np.testing.assert_array_equal(built, out)
+        assert _max_level_diff(out, full[4 * by0:4 * by1, 4 * bx0:4 * bx1]) <= 1.0
+    # A box that fits one window, unsplit, is exactly upscale_region's one-shot result.
+    one = TiledUpscaler(fp32).upscale_regions(x, [(61, 47, 83, 70)], split=False)
+    np.testing.assert_array_equal(one[0], TiledUpscaler(fp32).upscale_region(x, (61, 47, 83, 70)))
+
+    # Cancelled at the first finished tile: at most the tiles already running finish, then it stops.
+    counting.calls.clear()
+    token = CancelToken()
+    seen = []
+    with pytest.raises(Cancelled):
+        for e in up.iter_regions(x, boxes, token, centre=centre):
+            seen.append(e)
+            token.cancel()
+    assert len(seen) == 1
+    assert len(counting.calls) <= max(1, up.workers) < len(plan)
+    up.close()
+
+
+def test_regions_of_an_image_smaller_than_the_model_minimum(fp32: Backend, small: np.ndarray) -> None:
+    x = small[:9, :30]
+    up = TiledUpscaler(fp32)
+    outs = up.upscale_regions(x, [(2, 1, 20, 8), (25, 0, 30, 9)])
+    y = up.upscale(x)
+    np.testing.assert_array_equal(outs[0], y[4:32, 8:80])
+    np.testing.assert_array_equal(outs[1], y[0:36, 100:120])
+    grey = np.ascontiguousarray(x.mean(axis=2))  # one channel in, one channel out
+    outs = up.upscale_regions(grey, [(2, 1, 20, 8)])
+    np.testing.assert_array_equal(outs[0], up.upscale(grey)[4:32, 8:80])
+
+
 # ------------------------------------------------------------------------- progress, cancel, OOM
 
 
