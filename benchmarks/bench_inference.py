@@ -69,6 +69,17 @@ from dipnet_core.resize import bicubic_downscale_uint8, modcrop
 SHARED = Path(os.environ.get("DIPNET_SHARED_DIR", REPO.parent / "shared"))
 WEIGHTS = SHARED / "reference" / "dipnet_official_x4.pth"
 OUT_JSON = REPO / "benchmarks" / "results" / "inference.json"
+
+
+def out_json_for(kind: str) -> Path:
+    """One results file per CPU kind, so a run on another kind of CPU keeps the others' results.
+
+    The AVX-512 + bf16 results keep the original name (the README cites it since 2026-11-25).
+    """
+    if kind == "AVX-512 + bf16":
+        return OUT_JSON
+    slug = "".join(c if c.isalnum() else "_" for c in kind.lower()).strip("_")
+    return OUT_JSON.with_name(f"inference_{slug}.json")
 THREADS = 2
 SCALE = 4
 TILE_SWEEP = (128, 192, 256, 320, 384, 512)  # reference
@@ -504,8 +515,9 @@ def main() -> None:
     print(f"{len(inputs)} inputs, {mp:.3f} input MP per pass; torch {torch.__version__}, threads {THREADS}, "
           f"native bf16 {hardware.has_native_bf16()}", flush=True)
 
-    previous = json.loads(OUT_JSON.read_text()) if OUT_JSON.exists() else {}
     machine = {**cpu_record(), "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    out_json = out_json_for(machine["kind"])
+    previous = json.loads(out_json.read_text()) if out_json.exists() else {}
     print(f"CPU: {machine['cpu']} ({machine['kind']}; {' '.join(machine['simd_flags'])}), "
           f"{machine['physical_cores']} cores", flush=True)
     result: dict[str, Any] = {
@@ -538,8 +550,8 @@ def main() -> None:
     elif "memory_12mp" in previous:
         result["memory_12mp"] = previous["memory_12mp"]
 
-    OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
-    OUT_JSON.write_text(json.dumps(result, indent=1))
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(result, indent=1))
     print_table(result)
 
 
