@@ -136,12 +136,20 @@ def resolve_model_path(model: str | None) -> Path:
 
 
 def input_megapixels(paths: list[Path]) -> float | None:
-    """Total input size of a job's image files from their headers, or None if any is not a readable image."""
+    """Total input size of a job's image files from their headers, or None if any is not a readable image.
+
+    Only regular files are opened: a FIFO or device would block or be consumed here (the job itself
+    refuses them by file type, with its own message).
+    """
+    import stat
+
     from PIL import Image
 
     total = 0
     for p in paths:
         try:
+            if not stat.S_ISREG(os.stat(p).st_mode):
+                return None
             with Image.open(p) as im:
                 total += im.width * im.height
         except (OSError, ValueError, Image.DecompressionBombError):

@@ -164,3 +164,18 @@ def test_a_second_cli_run_does_not_import_torch(model_file: Path, tmp_path: Path
     assert outs[1][0] == "NO-TORCH"
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
     assert model_file.read_bytes() == builtin_model_path().read_bytes()  # the user's file is untouched
+
+
+def test_job_size_comes_from_image_headers_and_is_unknown_for_anything_else(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from dipnet_core.cli.common import input_megapixels
+
+    a, b = tmp_path / "a.png", tmp_path / "b.jpg"
+    Image.new("RGB", (200, 100)).save(a)
+    Image.new("RGB", (300, 50)).save(b)
+    assert input_megapixels([a, b]) == pytest.approx(0.035)
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert input_megapixels([a, tmp_path / "notes.txt"]) is None
+    assert input_megapixels([a, tmp_path]) is None  # a folder: a batch of unknown size
+    assert input_megapixels([tmp_path / "missing.png"]) is None
