@@ -16,6 +16,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.onnx or OUT.safetensors")
     p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--check", action="store_true", help="verify the export against the PyTorch model")
+    p.add_argument("--grid-aware", action="store_true",
+                   help="write the engine's tiling graph (extra inputs ry, rx_t): named MODEL.grid.onnx beside "
+                        "the model, it lets the upscale-only install tile exactly; other tools cannot run it")
     p.add_argument("--int8", action="store_true",
                    help="write the model's int8 twin (onnxruntime static QDQ); name it MODEL.int8.onnx beside "
                         "the model so the engine finds it")
@@ -51,6 +54,20 @@ def _export_int8(loaded: Any, out: Path, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _grid_parity(loaded: Any, out: Path) -> float:
+    """Max abs difference between the engine's tiled output through the written graph and through torch."""
+    import numpy as np
+
+    from ..engine import TiledUpscaler, create_backend
+    from ..models import load_model
+
+    yy, xx = np.mgrid[0:70, 0:90].astype(np.float32)
+    image = np.stack([0.5 + 0.4 * np.sin(xx / (3 + c) + yy / 7) for c in range(loaded.descriptor.in_channels)], -1)
+    outputs = [TiledUpscaler(create_backend(m, b, "cpu", "fp32"), tile_size=48).upscale(image)
+               for m, b in ((loaded, "torch"), (load_model(out), "onnx"))]
+    return float(np.abs(outputs[0] - outputs[1]).max())
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     suffix = out.suffix.lower()
@@ -69,13 +86,20 @@ def run(args: argparse.Namespace) -> int:
     if args.int8:
         return _export_int8(loaded, out, args)
     t0 = time.monotonic()
-    if suffix == ".onnx":
+    if args.grid_aware:
+        if suffix != ".onnx":
+            raise CliError(f"--grid-aware writes an ONNX file; {out} must end in .onnx", EXIT_USAGE)
+        export_onnx(loaded, out, opset=args.opset, grid_aware=True)
+    elif suffix == ".onnx":
         export_onnx(loaded, out, opset=args.opset)
     else:
         export_safetensors(loaded, out)
     print(f"wrote {out} in {time.monotonic() - t0:.2f} s")
     if args.check:
-        if suffix == ".onnx":
+        if args.grid_aware:
+            diff = _grid_parity(loaded, out)
+            tol = PARITY_TOLERANCE
+        elif suffix == ".onnx":
             diff = check_onnx_parity(loaded, out)
             tol = PARITY_TOLERANCE
         else:

@@ -125,7 +125,7 @@ def stand_in(model_path: Path, backend: str = "auto", device: str = "auto", prec
     if device == "auto" and _torch_may_use_a_gpu():
         return None
     try:
-        from .backends.onnxruntime_backend import GPU_PROVIDERS, int8_twin_of, ort_providers
+        from .backends.onnxruntime_backend import GPU_PROVIDERS, grid_twin_of, int8_twin_of, ort_providers
     except ImportError:
         return None
     if device == "auto" and any(p in ort_providers() for p in GPU_PROVIDERS):
@@ -140,7 +140,7 @@ def stand_in(model_path: Path, backend: str = "auto", device: str = "auto", prec
             return None
         if choice.backend != "onnx" and not _short_enough(choice, input_megapixels):
             return None
-    graph = export_path(model_path)
+    graph = grid_twin_of(model_path) or export_path(model_path)  # a shipped twin needs no first run
     if not graph.is_file():
         return None
     from dataclasses import replace

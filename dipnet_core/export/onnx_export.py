@@ -120,12 +120,16 @@ def onnx_to_bytes(module: LoadedModel | nn.Module, opset: int = DEFAULT_OPSET, d
 
 
 def export_onnx(loaded_or_module: LoadedModel | nn.Module, path: str | Path, opset: int = DEFAULT_OPSET,
-                dynamic: bool = True, descriptor: ModelDescriptor | None = None) -> Path:
-    """Export to ``path`` (written atomically); ``load_model(path)`` recovers the descriptor."""
+                dynamic: bool = True, descriptor: ModelDescriptor | None = None, grid_aware: bool = False) -> Path:
+    """Export to ``path`` (written atomically); ``load_model(path)`` recovers the descriptor.
+
+    ``grid_aware`` writes the engine's tiling graph (see :func:`onnx_to_bytes`).
+    """
     from ..io import atomic_write_bytes
 
     path = Path(path)
-    data = onnx_to_bytes(loaded_or_module, opset=opset, dynamic=dynamic, descriptor=descriptor)
+    data = onnx_to_bytes(loaded_or_module, opset=opset, dynamic=dynamic, descriptor=descriptor,
+                         grid_aware=grid_aware)
     atomic_write_bytes(path, data)
     return path
 

@@ -161,10 +161,15 @@ def _load(path: Path) -> LoadedModel:
         raise ModelLoadError(path, "file is empty (0 bytes)")
     suffix = path.suffix.lower()
     if suffix != ".onnx" and importlib.util.find_spec("torch") is None:
-        # The upscale-only install has no torch: a model shipped with its ONNX twin still runs.
-        twin = path.with_suffix(".onnx")
-        if twin.is_file():
-            return _load(twin)
+        # The upscale-only install has no torch: a model shipped with its ONNX twin still runs. The
+        # grid-aware twin first: the plain graph's tiles miss the whole image by up to ~11 levels
+        # (ESA sees each tile's own grid), the grid-aware one stays within 1.
+        stem = path.name[: -len(path.suffix)]
+        for twin in (path.with_name(stem + ".grid.onnx"), path.with_suffix(".onnx")):
+            if twin.is_file():
+                loaded = _load(twin)
+                loaded.origin = path
+                return loaded
         raise ModelLoadError(path, "needs PyTorch, which is not installed here (install torch, or use the "
                                    "model's .onnx export)")
     reader = _READERS.get(suffix)

@@ -112,3 +112,33 @@ print("RC=%d" % main({command!r}))
     proc = _run_without_torch(code, tmp_path)
     assert proc.returncode == 0 and "RC=0" in proc.stdout, proc.stdout + proc.stderr
     assert "TORCH_MODULES=\n" in proc.stdout
+
+
+def test_without_torch_the_builtin_model_tiles_exactly_through_its_grid_twin(tmp_path: Path) -> None:
+    # The plain .onnx twin tiles naively (ESA then sees each tile's own grid: ~11 levels off at seams);
+    # the upscale-only install must take the shipped grid-aware twin instead.
+    from dipnet_core.engine import TiledUpscaler, create_backend
+    from dipnet_core.models import load_model
+    from synthetic_images import synthetic_photo
+
+    rgb = synthetic_photo(size=200)[:150]
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(rgb).save(src)
+    builtin = REPO / "resources" / "models" / "dipnet-studio-x4.safetensors"
+    code = f"""
+from dipnet_core.models import load_model
+m = load_model({str(builtin)!r})
+print("GRAPH=" + m.path.name, "ORIGIN=" + m.origin.name)
+from dipnet_core.cli import main
+rc = main(["upscale", {str(src)!r}, "-o", {str(dst)!r}, "--tile", "64", "--precision", "fp32"])
+print("RC=%d" % rc)
+"""
+    proc = _run_without_torch(code, tmp_path)
+    assert proc.returncode == 0 and "RC=0" in proc.stdout, proc.stdout + proc.stderr
+    assert "GRAPH=dipnet-studio-x4.grid.onnx ORIGIN=dipnet-studio-x4.safetensors" in proc.stdout
+    assert "TORCH_MODULES=\n" in proc.stdout
+    whole = TiledUpscaler(create_backend(load_model(builtin), "torch", "cpu", "fp32"), tile_size=256).upscale(
+        rgb.astype(np.float32) / 255)
+    with Image.open(dst) as out:
+        tiled = np.asarray(out, dtype=np.float32)
+    assert float(np.abs(tiled - np.clip(whole * 255, 0, 255).round()).max()) <= 2

@@ -179,3 +179,26 @@ def test_job_size_comes_from_image_headers_and_is_unknown_for_anything_else(tmp_
     assert input_megapixels([a, tmp_path / "notes.txt"]) is None
     assert input_megapixels([a, tmp_path]) is None  # a folder: a batch of unknown size
     assert input_megapixels([tmp_path / "missing.png"]) is None
+
+
+def test_a_shipped_grid_twin_stands_in_without_any_first_run(model_file: Path) -> None:
+    from dipnet_core.engine.backends.onnxruntime_backend import GRID_SUFFIX
+
+    twin = model_file.with_name(model_file.stem + GRID_SUFFIX)
+    shutil.copyfile(builtin_model_path().with_name(builtin_model_path().stem + GRID_SUFFIX), twin)
+    assert not onnx_cache.export_path(model_file).exists()
+    stand = onnx_cache.stand_in(model_file, "onnx", "cpu", "fp32")
+    assert stand is not None and stand.path == twin and stand.origin == model_file
+    assert create_backend(stand, "onnx", "cpu", "fp32").grid_aware
+
+
+def test_export_grid_aware_writes_the_tiling_graph_and_checks_it(model_file: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from cli_testutil import run_cli
+
+    out = tmp_path / "mine.grid.onnx"
+    rc, stdout, _ = run_cli(capsys, "export", model_file, "-o", out, "--grid-aware", "--check")
+    assert rc == 0 and "(ok," in stdout
+    assert create_backend(load_model(out), "onnx", "cpu", "fp32").grid_aware
+    rc, _, err = run_cli(capsys, "export", model_file, "-o", tmp_path / "x.safetensors", "--grid-aware")
+    assert rc == 2 and "must end in .onnx" in err

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 INT8_SUFFIX = ".int8.onnx"
+#: The engine's tiling graph of a model (inputs ``input``, ``ry``, ``rx_t``; ``dipnet export --grid-aware``),
+#: shipped beside a built-in model so the upscale-only install tiles it exactly. Other tools cannot run it.
+GRID_SUFFIX = ".grid.onnx"
 
 
 def ort_providers() -> list[str]:
@@ -91,6 +94,13 @@ def int8_twin_path(model: LoadedModel) -> Path | None:
     if path is None:
         return None
     return int8_twin_of(Path(path))
+
+
+def grid_twin_of(path: Path) -> Path | None:
+    """``<stem>.grid.onnx`` beside ``path`` if one exists (the exact-tiling fp32 graph)."""
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    twin = path.with_name(stem + GRID_SUFFIX)
+    return twin if twin.is_file() else None
 
 
 def int8_twin_of(path: Path) -> Path | None:
