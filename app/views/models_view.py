@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -128,10 +129,17 @@ class ModelsView(QWidget):
         self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.setMargin(12)
-        self.details.setFixedWidth(330)
+        # Scrollable: in a short window (1024x640 with a banner showing) the card is taller than
+        # the room beside the table, and its last rows would be cut off with no way to read them.
+        self.details_scroll = QScrollArea()
+        self.details_scroll.setWidget(self.details)
+        self.details_scroll.setWidgetResizable(True)
+        self.details_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.details_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.details_scroll.setFixedWidth(330)
         table_row = QHBoxLayout()
         table_row.addWidget(self.table, 1)
-        table_row.addWidget(self.details)
+        table_row.addWidget(self.details_scroll)
         models_box = QGroupBox("Models")
         ml = QVBoxLayout(models_box)
         ml.addLayout(btns)

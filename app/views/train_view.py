@@ -95,7 +95,8 @@ class _LogAxis(pg.AxisItem):
 
 
 class TrainForm(QWidget):
-    """Data, teacher and recipe of a run, and the Start / Resume / Stop buttons."""
+    """Data, teacher and recipe of a run, and the Start / Resume / Stop buttons (in :attr:`action_row`,
+    which the TrainView places under the form's scroll area)."""
 
     startRequested = Signal()
     resumeRequested = Signal()
@@ -112,21 +113,26 @@ class TrainForm(QWidget):
         self.resume_btn.setToolTip("Continue the interrupted run with this name from its last checkpoint")
         self.cancel_btn = QPushButton("Stop")
         self.cancel_btn.setToolTip("Stop after the current step; a checkpoint is saved so you can resume")
+        # The buttons live in their own widget, which the TrainView keeps under the scrolling form:
+        # at 1024x640 the form scrolls, and Start must stay in sight.
+        self.action_row = QWidget()
+        al = QVBoxLayout(self.action_row)
+        al.setContentsMargins(0, 6, 6, 0)
         btns = QHBoxLayout()
         btns.addWidget(self.start_btn)
         btns.addWidget(self.resume_btn)
         btns.addWidget(self.cancel_btn)
-        ll = QVBoxLayout(self)
-        ll.setContentsMargins(0, 0, 6, 0)
-        ll.addWidget(self.data_box)
-        ll.addWidget(self.recipe_box)
-        ll.addLayout(btns)
-        ll.addWidget(
+        al.addLayout(btns)
+        al.addWidget(
             hint_label(
                 "Training runs in a separate process: the app stays responsive, and an "
                 "interrupted run resumes from its last checkpoint."
             )
         )
+        ll = QVBoxLayout(self)
+        ll.setContentsMargins(0, 0, 6, 0)
+        ll.addWidget(self.data_box)
+        ll.addWidget(self.recipe_box)
         ll.addStretch(1)
         self.preset_combo.currentIndexChanged.connect(lambda i: self.presetChanged.emit(PRESETS[i][0]))
         self.start_btn.clicked.connect(self.startRequested)
@@ -309,7 +315,7 @@ class TrainMonitor(QWidget):
         pg.setConfigOptions(antialias=True)
         self.loss_plot = pg.PlotWidget(title="Training loss", axisItems={"left": _LogAxis("left")})
         self.loss_plot.setLogMode(y=True)
-        self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_plot.addLegend(offset=(-10, 10)).hide()  # shown with its first curve
         self.loss_plot.setLabel("bottom", "step")
         self.psnr_plot = pg.PlotWidget(title="Validation PSNR-Y (dB)")
         self.psnr_plot.setLabel("bottom", "step")
@@ -384,6 +390,16 @@ class TrainMonitor(QWidget):
         # pyqtgraph defaults to black; follow the app palette so light and dark themes both fit.
         pal = self.palette()
         bg, fg = pal.base().color(), pal.text().color()
+        legend = self.loss_plot.plotItem.legend
+        if legend is not None:
+            # An opaque-ish box: the legend sits over the curves, whose lines would cross its labels.
+            box = QColor(bg)
+            box.setAlpha(170)
+            legend.setBrush(pg.mkBrush(box))
+            legend.setPen(pg.mkPen(pal.mid().color()))
+            legend.setLabelTextColor(fg)
+            for _sample, label in legend.items:  # setLabelTextColor does not redraw existing labels
+                label.setText(label.text, color=fg)
         for pw in (self.loss_plot, self.psnr_plot):
             pw.setBackground(bg)
             pw.setTitle(pw.plotItem.titleLabel.text, color=fg.name())
@@ -497,6 +513,7 @@ class TrainMonitor(QWidget):
             if k not in self._loss_curves:
                 color = LOSS_COLORS[len(self._loss_curves) % len(LOSS_COLORS)]
                 self._loss_curves[k] = self.loss_plot.plot([], [], pen=pg.mkPen(color, width=2), name=k)
+                self.loss_plot.plotItem.legend.show()
             self._loss_curves[k].setData(xs, ys)
 
     def add_psnr(self, x: float, psnr: float) -> None:
@@ -514,6 +531,7 @@ class TrainMonitor(QWidget):
         for c in self._loss_curves.values():
             self.loss_plot.removeItem(c)
         self._loss_curves.clear()
+        self.loss_plot.plotItem.legend.hide()  # an empty legend would be an empty box
         self._loss_data.clear()
         self._psnr_data = ([], [])
         self.psnr_curve.setData([], [])
@@ -563,10 +581,20 @@ class TrainView(QWidget):
         form_scroll.setWidget(self.form)
         form_scroll.setWidgetResizable(True)
         form_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        form_scroll.setMinimumWidth(320)
+        # Room for the form and the vertical scroll bar it gets in a short window, so that it
+        # never needs a horizontal one as well.
+        form_scroll.setMinimumWidth(
+            max(320, self.form.minimumSizeHint().width() + form_scroll.verticalScrollBar().sizeHint().width())
+        )
+        left = QWidget()
+        left_lay = QVBoxLayout(left)
+        left_lay.setContentsMargins(0, 0, 0, 0)
+        left_lay.setSpacing(0)
+        left_lay.addWidget(form_scroll, 1)
+        left_lay.addWidget(self.form.action_row)
         self.banner = Banner()
         split = QSplitter()
-        split.addWidget(form_scroll)
+        split.addWidget(left)
         split.addWidget(self.monitor)
         split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
