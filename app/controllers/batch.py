@@ -264,8 +264,17 @@ class BatchController(TabController):
             self.view.progress_label.setText("Paused — the current tile finishes, then the batch waits.")
         else:
             self.pause_event.clear()
+        self._mark_current(paused)
         # Only the label: set_running(False) would uncheck the button and undo a pause made before start.
         self.view.pause_btn.setText("Resume" if paused else "Pause")
+
+    def _mark_current(self, paused: bool) -> None:
+        """Show the file in progress as paused (or running again): the queue must not claim work goes on."""
+        m = self.view.model
+        old, new = ("running", "paused") if paused else ("paused", "running")
+        for i, r in enumerate(m.rows):
+            if r.status == old:
+                m.update_row(i, status=new)
 
     def cancel(self) -> None:
         if self.task is not None:
@@ -296,7 +305,8 @@ class BatchController(TabController):
             return
         row = self._index_to_row.get(getattr(ev, "index", -1))
         if isinstance(ev, b.ItemStarted) and row is not None:
-            m.update_row(row, status="running", detail="")
+            # Started just before a pause reached the worker: it stops at its first tile, so it is paused.
+            m.update_row(row, status="paused" if self.pause_event.is_set() else "running", detail="")
             self._current = ev.path.name
         elif isinstance(ev, b.ItemProgress) and row is not None:
             m.update_row(row, detail=f"tile {ev.tile.done}/{ev.tile.total}")
@@ -337,7 +347,7 @@ class BatchController(TabController):
         m = self.view.model
         if report.cancelled:
             for i, r in enumerate(m.rows):
-                if r.status in ("waiting", "running"):
+                if r.status in ("waiting", "running", "paused"):
                     m.update_row(i, status="cancelled", detail="cancelled before it ran")
         from dipnet_core.batch import REPORT_NAME
 

@@ -157,7 +157,8 @@ class UpscaleController(TabController):
         self._engine_key_seen = key
         if entry is not None:
             self._scale = entry.scale or 4
-            self.view.set_info(f"Model: {entry.name} ×{self._scale}")
+            # The status bar names the model; this line is for what ran, once a result exists.
+            self.view.set_info("")
         self.preview.cancel_all()
         if self.loaded is not None:
             # Results and previews belong to the previous model/backend: start over with the new one.

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QBrush, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -29,20 +29,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .common import Banner, best_quality_checkbox, format_duration, hint_label, local_paths, primary_button
+from .common import (
+    Banner,
+    best_quality_checkbox,
+    format_duration,
+    hint_label,
+    local_paths,
+    primary_button,
+    status_color,
+)
 
 BATCH_FORMATS = (("Same as input", None), ("PNG", "png"), ("JPEG", "jpg"), ("WebP", "webp"), ("TIFF", "tiff"))
-STATUS_COLORS = {
-    "waiting": QColor(0x8A, 0x8F, 0x98),
-    "running": QColor(0x3D, 0x8B, 0xFD),
-    "done": QColor(0x2E, 0xA0, 0x43),
-    "skipped": QColor(0xB0, 0x8A, 0x1E),
-    "failed": QColor(0xD6, 0x3A, 0x3A),
-    "cancelled": QColor(0x8A, 0x8F, 0x98),
-}
 STATUS_TEXT = {
     "waiting": "Waiting",
     "running": "Running",
+    "paused": "Paused",
     "done": "Done",
     "skipped": "Skipped",
     "failed": "Failed",
@@ -100,7 +101,7 @@ class QueueModel(QAbstractTableModel):
             if col == 3:
                 return format_duration(row.seconds) if row.seconds is not None else ""
         if role == Qt.ItemDataRole.ForegroundRole and col == 1:
-            return QBrush(STATUS_COLORS.get(row.status, QColor("gray")))
+            return QBrush(status_color(row.status))
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"{row.input}\n→ {row.output}" + (f"\n{row.detail}" if row.detail else "")
         return None

@@ -6,8 +6,8 @@ import math
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QPalette
+from PySide6.QtWidgets import QApplication, QCheckBox, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 BEST_QUALITY_TEXT = "Best quality (x8 self-ensemble, 8x slower)"
 
@@ -89,3 +89,30 @@ class Banner(QFrame):
         self.action.setVisible(bool(action))
         self.close_btn.setVisible(kind != "info")
         self.show()
+
+
+# Status colours per theme: the light theme's saturated tones read as dim on a dark base, so the
+# dark theme gets lighter ones (each keeps at least 4.5:1 contrast against its own base colour).
+STATUS_COLORS = {
+    "waiting": QColor(0x6B, 0x70, 0x78),
+    "running": QColor(0x1F, 0x6F, 0xE0),
+    "paused": QColor(0x9A, 0x6B, 0x00),
+    "done": QColor(0x1E, 0x7E, 0x34),
+    "skipped": QColor(0x8A, 0x6A, 0x10),
+    "failed": QColor(0xC6, 0x28, 0x28),
+    "cancelled": QColor(0x6B, 0x70, 0x78),
+}
+STATUS_COLORS_DARK = {
+    "waiting": QColor(0xA8, 0xAD, 0xB5),
+    "running": QColor(0x6C, 0xA8, 0xFF),
+    "paused": QColor(0xF0, 0xB4, 0x3C),
+    "done": QColor(0x5C, 0xCB, 0x76),
+    "skipped": QColor(0xE0, 0xC0, 0x5A),
+    "failed": QColor(0xFF, 0x7B, 0x72),
+    "cancelled": QColor(0xA8, 0xAD, 0xB5),
+}
+def status_color(status: str, dark: bool | None = None) -> QColor:
+    """The status column's colour for ``status`` in the current (or given) theme."""
+    if dark is None:
+        dark = QApplication.palette().color(QPalette.ColorRole.Base).lightness() < 128
+    return (STATUS_COLORS_DARK if dark else STATUS_COLORS).get(status, QColor("gray"))

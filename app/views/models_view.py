@@ -9,7 +9,7 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -89,6 +89,11 @@ class ModelsView(QWidget):
     themeChanged = Signal(str)
 
     COLUMNS = ("", "Name", "Scale", "Params", "Widths", "PSNR-Y", "Speed", "Origin", "Use for", "File")
+    # Columns dropped first when the table is too narrow (the details card beside it shows them all),
+    # so a 1024 px window needs no horizontal scrolling.
+    OPTIONAL_COLUMNS = (9, 7, 3, 4, 2)
+    USE_FOR_COLUMN = 8
+    USE_FOR_MIN_WIDTH = 140
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -102,7 +107,9 @@ class ModelsView(QWidget):
         hh = self.table.horizontalHeader()
         for c in range(len(self.COLUMNS)):
             hh.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(len(self.COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        # "Use for" takes the spare width and elides (its tooltip and the card hold the whole text).
+        hh.setSectionResizeMode(self.USE_FOR_COLUMN, QHeaderView.ResizeMode.Stretch)
+        self.table.viewport().installEventFilter(self)  # the viewport: its width is the one that counts
         self.import_btn = primary_button("Import model…")
         self.default_btn = QPushButton("Use as default")
         self.rename_btn = QPushButton("Rename…")
@@ -244,7 +251,8 @@ class ModelsView(QWidget):
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, e.id)
-                item.setToolTip(str(e.path) + (f"\n{e.error}" if e.error else ""))
+                tip = str(e.path) + (f"\n{e.error}" if e.error else "")
+                item.setToolTip(f"{e.use_for}\n{tip}" if c == self.USE_FOR_COLUMN and e.use_for else tip)
                 if e.id == default_id:
                     item.setFont(bold)
                 if e.error:
@@ -253,6 +261,33 @@ class ModelsView(QWidget):
             if e.id == selected:
                 self.table.selectRow(r)
         self._update_buttons()
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Show as many columns as fit the table's width, hiding the optional ones in order."""
+        table, hh = self.table, self.table.horizontalHeader()
+        for c in self.OPTIONAL_COLUMNS:
+            table.setColumnHidden(c, False)
+        available = table.viewport().width()
+        if available <= 0:
+            return
+
+        want = {
+            c: (self.USE_FOR_MIN_WIDTH if c == self.USE_FOR_COLUMN
+                else max(hh.sectionSizeHint(c), table.sizeHintForColumn(c)))
+            for c in range(table.columnCount())
+        }
+        shown = set(want)
+        for c in self.OPTIONAL_COLUMNS:
+            if sum(want[k] for k in shown) <= available:
+                break
+            shown.discard(c)
+            table.setColumnHidden(c, True)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self.fit_columns()
+        return super().eventFilter(watched, event)
 
     def selected_id(self) -> str | None:
         rows = self.table.selectionModel().selectedRows()

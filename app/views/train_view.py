@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from ..qt_image import array_to_qimage
 from .comparison import comparison_html, comparison_summary
-from .common import Banner, format_duration, hint_label, local_paths, primary_button
+from .common import Banner, format_duration, hint_label, local_paths, primary_button, status_color
 
 PRESETS = (
     ("adapt", "Adapt the built-in model (minutes)"),
@@ -340,10 +340,11 @@ class TrainMonitor(QWidget):
             img.setAlignment(Qt.AlignmentFlag.AlignCenter)
             img.setObjectName("card")
             cap = hint_label(title)
-            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            cap.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             samples.addWidget(img, 0, col)
             samples.addWidget(cap, 1, col)
             self.sample_labels[key] = img
+        samples.setRowStretch(2, 1)  # spare height goes below the captions, not between image and caption
         self.sample_box = QGroupBox("Validation sample")
         self.sample_box.setLayout(samples)
 
@@ -472,10 +473,8 @@ class TrainMonitor(QWidget):
         f = item.font()
         f.setBold(state == "running")
         item.setFont(f)
-        color = {"running": QColor("#3d8bfd"), "done": QColor("#2e9e43"), "failed": QColor("#d63a3a")}.get(
-            state
-        )
-        item.setForeground(color if color is not None else self.palette().text().color())
+        colored = state in ("running", "done", "failed")
+        item.setForeground(status_color(state) if colored else self.palette().text().color())
         if state == "running":
             self.stage_label.setText(stage_title(name))
 

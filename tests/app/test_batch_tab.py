@@ -129,3 +129,51 @@ def test_running_a_batch_again_keeps_earlier_outputs_by_default(
     with qtbot.waitSignal(b.finished, timeout=60_000) as sig2:  # type: ignore[attr-defined]
         v.start_btn.click()
     assert len(sig2.args[0].done) == 1 and (out / "a_x4.png").read_bytes() == first
+
+
+def test_a_paused_batch_never_shows_a_file_as_running(window: object, qtbot: object, tmp_path: Path) -> None:
+    src = tmp_path / "many"
+    for i in range(6):
+        write_png(src / f"img{i}.png", 48, 40, seed=i)
+    w = window
+    b, v = w.batch, w.batch_view  # type: ignore[attr-defined]
+    b.add_inputs([src])
+    v.output_edit.setText(str(tmp_path / "o"))
+
+    def pause_on_first_start(*_: object) -> None:
+        if any(r.status == "running" for r in v.model.rows) and not b.pause_event.is_set():
+            b.set_paused(True)
+
+    v.model.dataChanged.connect(pause_on_first_start)
+    with qtbot.waitSignal(b.finished, timeout=60_000) as sig:  # type: ignore[attr-defined]
+        v.start_btn.click()
+        qtbot.waitUntil(lambda: b.pause_event.is_set(), timeout=30_000)  # type: ignore[attr-defined]
+        qtbot.wait(400)  # type: ignore[attr-defined]
+        statuses = [r.status for r in v.model.rows]
+        assert "running" not in statuses, statuses
+        assert "waiting" in statuses  # it really stopped
+        v.model.dataChanged.disconnect(pause_on_first_start)
+        b.set_paused(False)
+    assert len(sig.args[0].done) == 6
+    assert {r.status for r in v.model.rows} == {"done"}
+
+
+def test_status_colours_stay_readable_in_both_themes() -> None:
+    from PySide6.QtGui import QColor
+
+    from app.theme import make_palette
+    from app.views.batch_view import STATUS_TEXT
+    from app.views.common import status_color
+
+    def luminance(c: QColor) -> float:
+        def lin(v: float) -> float:
+            return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+        return 0.2126 * lin(c.redF()) + 0.7152 * lin(c.greenF()) + 0.0722 * lin(c.blueF())
+
+    for dark in (False, True):
+        base = make_palette(dark).color(make_palette(dark).ColorRole.Base)
+        for status in STATUS_TEXT:
+            a, b = sorted((luminance(status_color(status, dark)), luminance(base)))
+            contrast = (b + 0.05) / (a + 0.05)
+            assert contrast >= 4.5, (status, dark, round(contrast, 2))

@@ -56,3 +56,16 @@ def test_loss_legend_labels_follow_the_theme(qtbot: object) -> None:
     assert legend.opts["brush"].color().alpha() < 255  # the box lets the curves under it show
     m.clear_plots()
     assert not legend.isVisible()
+
+
+def test_models_table_fits_1024_without_horizontal_scrolling(window: object) -> None:
+    _show_small(window, window.TAB_MODELS)  # type: ignore[attr-defined]
+    mv = window.models_view  # type: ignore[attr-defined]
+    QApplication.processEvents()
+    table = mv.table
+    assert table.horizontalScrollBar().maximum() == 0
+    shown = [mv.COLUMNS[c] for c in range(table.columnCount()) if not table.isColumnHidden(c)]
+    assert {"Name", "PSNR-Y", "Speed"} <= set(shown)  # the columns that tell models apart stay
+    window.resize(1600, 1000)  # type: ignore[attr-defined]
+    QApplication.processEvents()
+    assert not any(table.isColumnHidden(c) for c in range(table.columnCount()))  # room again: all back

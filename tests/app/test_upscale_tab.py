@@ -36,6 +36,7 @@ def test_drop_preview_upscale_save(window: object, qtbot: object, tiny_image: Pa
     assert view.pages.currentIndex() == 1
     assert view.compare.patches(), "the live preview painted nothing"
     assert up.loaded.image.width == 40 and tiny_image.name in view.status_label.text()
+    assert "dipnet-studio-x4" not in view.info_label.text()  # the status bar names it: once, not twice
 
     with qtbot.waitSignal(up.resultReady, timeout=30_000):  # type: ignore[attr-defined]
         view.upscale_btn.click()
