@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="torch threads while fine-tuning")
     parser.add_argument("--all-convs", action="store_true", help="quantize the first conv and the tail too")
+    parser.add_argument("--also-float", nargs="+", default=[], metavar="PART",
+                        help="conv node names containing PART stay float too (mixed precision), e.g. /c5/")
     parser.add_argument("--no-reduce-range", action="store_true", help="8-bit weights (saturate on non-VNNI CPUs)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--out", type=Path, default=REPO / "out")
@@ -63,8 +65,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     recipe = dataclasses.replace(DEFAULT_RECIPE, reduce_range=not args.no_reduce_range,
-                                 float_convs=() if args.all_convs else DEFAULT_RECIPE.float_convs)
-    tag = args.model + ("-all" if args.all_convs else "") + ("-8bit" if args.no_reduce_range else "")
+                                 float_convs=(() if args.all_convs else DEFAULT_RECIPE.float_convs)
+                                 + tuple(args.also_float))
+    tag = (args.model + ("-all" if args.all_convs else "") + ("-mixed" if args.also_float else "")
+           + ("-8bit" if args.no_reduce_range else ""))
     args.out.mkdir(parents=True, exist_ok=True)
     twin = args.out / f"{tag}.qat.int8.onnx"
     loaded = load_model(MODELS[args.model])
