@@ -28,6 +28,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--eval", nargs="+", metavar="DIR",
                    help="with --int8: HR test-image folders (e.g. Set5 Set14); the measured loss is stored and "
                         "the automatic choice uses the twin only within 0.05 dB")
+    p.add_argument("--int8-weights", type=int, choices=(7, 8), default=7, metavar="BITS",
+                   help="with --int8: 7 (default) or 8-bit weights. 8-bit u8 x s8 products saturate in "
+                        "onnxruntime's kernels on CPUs without VNNI (most AVX2 PCs), so such a twin computes "
+                        "something else there; 7-bit weights compute the same everywhere")
     p.add_argument("--qat-steps", type=int, default=0, metavar="N",
                    help="with --int8: first fine-tune the weights for N steps so the int8 twin matches fp32 "
                         "(quantization-aware, 7-bit weights; ~1 s per step on a CPU core); 0 = post-training only")
@@ -41,8 +45,9 @@ def add_parser(sub: Any) -> None:
 
 
 def _export_int8(loaded: Any, out: Path, args: argparse.Namespace) -> int:
-    from ..export.int8 import export_int8
+    from ..export.int8 import DEFAULT_RECIPE, QAT_RECIPE, export_int8
 
+    recipe = QAT_RECIPE if args.int8_weights == 7 else DEFAULT_RECIPE
     if out.suffix.lower() != ".onnx":
         raise CliError(f"--int8 writes an ONNX file; {out} must end in .onnx (MODEL.int8.onnx beside the model "
                        "is found automatically)", EXIT_USAGE)
@@ -60,10 +65,12 @@ def _export_int8(loaded: Any, out: Path, args: argparse.Namespace) -> int:
         from ..engine import export_onnx_bytes
 
         fp32 = export_onnx_bytes(loaded, grid_aware=True, opset=args.opset)
-        record = export_int8(fp32, out, args.calibration, eval_sets=args.eval or (), scale=loaded.descriptor.scale)
+        record = export_int8(fp32, out, args.calibration, eval_sets=args.eval or (), recipe=recipe,
+                             scale=loaded.descriptor.scale)
     else:
         fp32 = Path(loaded.path).read_bytes()
-        record = export_int8(fp32, out, args.calibration, eval_sets=args.eval or (), scale=loaded.descriptor.scale)
+        record = export_int8(fp32, out, args.calibration, eval_sets=args.eval or (), recipe=recipe,
+                             scale=loaded.descriptor.scale)
     print(f"wrote {out} in {time.monotonic() - t0:.1f} s ({record['recipe']})")
     for name, loss in sorted(record["loss_db"].items()):
         ps = record["psnr_y"][name]

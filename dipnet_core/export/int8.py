@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 INT8_KEY = "dipnet_int8_recipe"
 #: ONNX metadata key holding the measured quality of the twin against its fp32 graph.
 QUALITY_KEY = "dipnet_int8_quality"
+#: ONNX metadata key holding the parity reference: a small probe image embedded in the twin and how far
+#: the twin's output was from fp32 on it where ``loss_db`` was measured (see :func:`parity_record`).
+PARITY_KEY = "dipnet_int8_parity"
+#: Side of the embedded probe crop (LR pixels): 64x64 -> 256x256x3 outputs, ~0.05 s per graph on one core.
+PROBE_SIZE = 64
 CALIBRATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
@@ -272,7 +277,7 @@ def export_int8(fp32_onnx: bytes, path: str | Path, calibration: Sequence[str | 
                 eval_sets: Sequence[str | Path] = (), recipe: Int8Recipe = DEFAULT_RECIPE, scale: int = 4,
                 crops: int = 24, reference_onnx: bytes | None = None,
                 tensor_ranges: Mapping[str, tuple[float, float]] | None = None,
-                extra_record: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                extra_record: Mapping[str, Any] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Write the int8 twin of ``fp32_onnx`` to ``path`` (atomically) and return its quality record.
 
     ``calibration``: folders of training photos (never the test sets). ``eval_sets``:
@@ -285,27 +290,159 @@ def export_int8(fp32_onnx: bytes, path: str | Path, calibration: Sequence[str | 
     is not the user's model itself (after quantization-aware fine-tuning it holds the
     fine-tuned weights; the loss that matters is against the original).
     ``tensor_ranges`` goes to :func:`quantize_int8`; ``extra_record`` is merged into
-    the stored record.
+    the stored record; ``threads``: onnxruntime threads of the evaluation (default: all).
+
+    The twin also records a parity reference (:data:`PARITY_KEY`): a probe crop from the
+    calibration photos and the twin's deviation from fp32 on it, measured here, beside the
+    loss, so another machine can check that it computes the same (the engine's int8 guard).
     """
     import onnx
 
     from ..io import atomic_write_bytes
 
-    data = quantize_int8(fp32_onnx, calibration_crops(calibration, count=crops), recipe, tensor_ranges)
+    crop_list = calibration_crops(calibration, count=crops)
+    data = quantize_int8(fp32_onnx, crop_list, recipe, tensor_ranges)
     record: dict[str, Any] = {"recipe": recipe.label(), "calibration": [Path(c).name for c in calibration],
                               "loss_db": {}, "psnr_y": {}, **(extra_record or {})}
     for folder in map(Path, eval_sets):
         pairs = _load_pairs(folder, scale)
         if not pairs:
             raise FileNotFoundError(f"no test images in {folder}")
-        ref = session_psnr_y(reference_onnx or fp32_onnx, pairs, scale)
-        got = session_psnr_y(data, pairs, scale)
+        ref = session_psnr_y(reference_onnx or fp32_onnx, pairs, scale, threads)
+        got = session_psnr_y(data, pairs, scale, threads)
         record["psnr_y"][folder.name] = {"fp32": round(ref, 4), "int8": round(got, 4)}
         record["loss_db"][folder.name] = round(ref - got, 4)
+    record["machine"] = machine_record()
+    # Measured here, beside the loss: the guard compares another machine's deviation with this one.
+    parity = parity_record(data, reference_onnx or fp32_onnx, pick_probe(crop_list))
     proto = onnx.load_from_string(data)
     _set_meta(proto, QUALITY_KEY, json.dumps(record, sort_keys=True))
+    _set_meta(proto, PARITY_KEY, json.dumps(parity, sort_keys=True))
     atomic_write_bytes(Path(path), proto.SerializeToString())
     return record
+
+
+# ---------------------------------------------------------------------------------------- parity
+#
+# The loss stored in a twin was measured on one machine; onnxruntime's int8 kernels do not compute
+# the same thing everywhere (u8 x s8 pairs saturate in int16 on x86 CPUs without VNNI). So the twin
+# also carries a probe image and the deviation from fp32 measured on it beside the loss; any machine
+# can rerun both graphs on the probe and see whether it computes what was measured
+# (:mod:`dipnet_core.engine.backends.int8_guard`).
+
+
+def pick_probe(crops: Sequence[np.ndarray], size: int = PROBE_SIZE) -> np.ndarray:
+    """The busiest ``size`` px centre crop of ``crops`` (HWC in [0, 1]) as uint8: edges stress the kernels."""
+    best, best_energy = None, -1.0
+    for crop in crops:
+        h, w = crop.shape[:2]
+        if h < size or w < size:
+            continue
+        y, x = (h - size) // 2, (w - size) // 2
+        c = np.clip(np.rint(crop[y:y + size, x:x + size] * 255.0), 0, 255).astype(np.uint8)
+        f = c.astype(np.float32)
+        energy = float(np.abs(np.diff(f, axis=0)).mean() + np.abs(np.diff(f, axis=1)).mean())
+        if energy > best_energy:
+            best, best_energy = c, energy
+    if best is None:
+        raise ValueError(f"no calibration crop of at least {size} px for the parity probe")
+    return best
+
+
+def encode_probe(image: np.ndarray) -> dict[str, Any]:
+    """uint8 HWC image -> JSON-able dict (zlib + base64; a 64x64 RGB photo crop is ~15 kB)."""
+    import base64
+    import hashlib
+    import zlib
+
+    raw = np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+    return {"shape": list(image.shape), "u8_zlib_b64": base64.b64encode(zlib.compress(raw, 9)).decode("ascii"),
+            "sha256": hashlib.sha256(raw).hexdigest()[:16]}
+
+
+def decode_probe(record: Mapping[str, Any]) -> np.ndarray:
+    """Inverse of :func:`encode_probe`; ValueError when the record is damaged."""
+    import base64
+    import binascii
+    import hashlib
+    import zlib
+
+    try:
+        shape = tuple(int(v) for v in record["shape"])
+        raw = zlib.decompress(base64.b64decode(record["u8_zlib_b64"]))
+    except (KeyError, TypeError, ValueError, binascii.Error, zlib.error) as exc:
+        raise ValueError(f"damaged parity probe ({exc})") from exc
+    if len(shape) != 3 or int(np.prod(shape)) != len(raw) or hashlib.sha256(raw).hexdigest()[:16] != record.get(
+            "sha256"):
+        raise ValueError("damaged parity probe (size or checksum)")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape).copy()
+
+
+def run_graph_levels(onnx_bytes: bytes, image_u8: np.ndarray, *, optimized: bool = True) -> np.ndarray:
+    """Output (CHW, 0..255 levels, unrounded) of a graph on one whole uint8 HWC image, onnxruntime CPU, 1 thread.
+
+    ``optimized=False`` runs a QDQ graph node by node (DequantizeLinear -> float Conv ->
+    QuantizeLinear): its int8 arithmetic in float, the same on every CPU; optimized, onnxruntime
+    fuses it into its integer kernels, which is what a user runs.
+    """
+    import onnxruntime as ort
+
+    from ..engine.backends.onnxruntime_backend import graph_inputs_and_metadata
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    if not optimized:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
+    names = graph_inputs_and_metadata(onnx_bytes)[0]
+    y = session.run(None, graph_feeds(names, image_u8.astype(np.float32) / 255.0))[0][0]
+    return y.astype(np.float64) * 255.0
+
+
+def deviation_stats(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """|a - b| in 0..255 levels: mean, root mean square, 99.9th percentile, max."""
+    d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).ravel()
+    return {"mean": round(float(d.mean()), 4), "rms": round(float(np.sqrt(np.mean(d * d))), 4),
+            "p999": round(float(np.percentile(d, 99.9)), 4), "max": round(float(d.max()), 4)}
+
+
+def probe_deviations(twin: bytes, reference: bytes | None, probe: np.ndarray) -> dict[str, dict[str, float]]:
+    """Deviations of the twin's optimized output on ``probe``: from fp32 (``vs_fp32``, when a reference
+    graph is given) and from its own QDQ arithmetic run in float (``vs_qdq``)."""
+    out = run_graph_levels(twin, probe)
+    result = {"vs_qdq": deviation_stats(out, run_graph_levels(twin, probe, optimized=False))}
+    if reference is not None:
+        result["vs_fp32"] = deviation_stats(out, run_graph_levels(reference, probe))
+    return result
+
+
+def machine_record() -> dict[str, Any]:
+    """Where a measurement ran: CPU model, SIMD flags, VNNI, onnxruntime version."""
+    import onnxruntime as ort
+
+    from ..engine import hardware
+
+    return {"cpu": hardware.cpu_model(), "flags": hardware.simd_flags(), "vnni": hardware.has_vnni(),
+            "onnxruntime": ort.__version__}
+
+
+def parity_record(twin: bytes, reference: bytes, probe: np.ndarray) -> dict[str, Any]:
+    """The :data:`PARITY_KEY` record: the probe, the twin's deviations on it, and this machine."""
+    return {"probe": encode_probe(probe), **probe_deviations(twin, reference, probe), "machine": machine_record()}
+
+
+def read_int8_parity(onnx_bytes: bytes) -> dict[str, Any] | None:
+    """The :data:`PARITY_KEY` record of a twin, or None (twins exported before it existed)."""
+    from ..engine.backends.onnxruntime_backend import graph_inputs_and_metadata
+
+    text = graph_inputs_and_metadata(onnx_bytes)[1].get(PARITY_KEY)
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def is_int8_graph(onnx_bytes: bytes) -> bool:
