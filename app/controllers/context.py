@@ -50,8 +50,10 @@ class AppContext(QObject):
         """The backend in use, e.g. "torch CPU bf16 (…)" once an engine ran, else the settings."""
         engine = self.cache.current()
         if engine is not None:
+            from .engine import int8_note
+
             try:
-                return engine.backend.describe()
+                return engine.backend.describe() + int8_note(engine.backend, full=True)
             except NotImplementedError:
                 return f"{engine.backend.name} on {engine.backend.device}"
         s = self.settings

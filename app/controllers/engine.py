@@ -51,7 +51,21 @@ class Engine:
             how = self.backend.describe()
         except NotImplementedError:
             how = f"{self.backend.name} on {self.backend.device}"
-        return f"{display_name or self.model_name} · {how}"
+        return f"{display_name or self.model_name} · {how}{int8_note(self.backend)}"
+
+
+def int8_note(backend: Any, full: bool = False) -> str:
+    """A note when the automatic choice rejected the model's int8 twin on this machine, else "".
+
+    Short for the Upscale tab's engine line; ``full`` adds the measured reason (the About box).
+    """
+    choice = getattr(backend, "choice", None)
+    check = getattr(choice, "int8_check", None) or {}
+    if not check or check.get("ok", True) or getattr(backend, "precision", "") == "int8":
+        return ""
+    if full:
+        return " · int8 twin not used: " + str(check.get("reason", "")).removeprefix("int8 twin rejected: ")
+    return " · int8 twin not used (it computes differently on this CPU)"
 
 
 class EngineCache:

@@ -46,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
     megapixels = args.size * args.size / 1e6
     print(f"model: {loaded.descriptor.summary()}")
     print(f"input {args.size}x{args.size} ({megapixels:.3f} MP), about {args.seconds:g} s per configuration")
+    auto = None
     if args.backend == "auto" and args.precision == "auto" and args.device in ("auto", "cpu"):
         auto = create_backend(loaded, device=args.device)
         print(f"auto: {auto.describe()}: {auto.choice.reason if auto.choice else 'explicit'}")
+    int8_check = auto.choice.int8_check if auto is not None and auto.choice is not None else {}
     out_megapixels = megapixels * loaded.descriptor.scale ** 2
     print(f"output {args.size * loaded.descriptor.scale}x{args.size * loaded.descriptor.scale} "
           f"({out_megapixels:.3f} MP); speed in output megapixels per second, as the app shows it")
@@ -69,5 +71,8 @@ def run(args: argparse.Namespace) -> int:
                 times.append(time.perf_counter() - t0)
         s_per_out_mp = float(np.median(times)) / out_megapixels
         # The backend's description goes last and whole: cut to a column it lost its tail.
-        print(f"{s_per_out_mp:9.3f} {1 / s_per_out_mp:9.2f} {len(times):5d}  {backend.describe()}")
+        note = ""
+        if precision == "int8" and int8_check and not int8_check.get("ok", True):
+            note = " (asked for explicitly; auto rejects it here, see above)"
+        print(f"{s_per_out_mp:9.3f} {1 / s_per_out_mp:9.2f} {len(times):5d}  {backend.describe()}{note}")
     return EXIT_OK

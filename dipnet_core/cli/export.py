@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import Cancelled
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, err, positive_int
 
 
@@ -26,25 +28,49 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--eval", nargs="+", metavar="DIR",
                    help="with --int8: HR test-image folders (e.g. Set5 Set14); the measured loss is stored and "
                         "the automatic choice uses the twin only within 0.05 dB")
+    p.add_argument("--int8-weights", type=int, choices=(7, 8), default=7, metavar="BITS",
+                   help="with --int8: 7 (default) or 8-bit weights. 8-bit u8 x s8 products saturate in "
+                        "onnxruntime's kernels on CPUs without VNNI (most AVX2 PCs), so such a twin computes "
+                        "something else there; 7-bit weights compute the same everywhere")
+    p.add_argument("--qat-steps", type=int, default=0, metavar="N",
+                   help="with --int8: first fine-tune the weights for N steps so the int8 twin matches fp32 "
+                        "(quantization-aware, 7-bit weights; ~1 s per step on a CPU core); 0 = post-training only")
+    p.add_argument("--qat-train", nargs="+", metavar="DIR",
+                   help="with --qat-steps: folders of HR training photos for the fine-tune (default: --calibration)")
+    p.add_argument("--qat-patch", type=positive_int, default=48, metavar="PX",
+                   help="with --qat-steps: LR patch size of the fine-tune's crops (default 48)")
+    p.add_argument("--qat-lr", type=float, default=3e-5, metavar="LR",
+                   help="with --qat-steps: peak learning rate of the weights (default 3e-5, cosine decay)")
     p.set_defaults(func=run)
 
 
 def _export_int8(loaded: Any, out: Path, args: argparse.Namespace) -> int:
-    from ..export.int8 import export_int8
+    from ..export.int8 import DEFAULT_RECIPE, QAT_RECIPE, export_int8
 
+    recipe = QAT_RECIPE if args.int8_weights == 7 else DEFAULT_RECIPE
     if out.suffix.lower() != ".onnx":
         raise CliError(f"--int8 writes an ONNX file; {out} must end in .onnx (MODEL.int8.onnx beside the model "
                        "is found automatically)", EXIT_USAGE)
     if not args.calibration:
         raise CliError("--int8 needs --calibration DIR (training photos, never the test images)", EXIT_USAGE)
-    if loaded.module is not None:
+    for folder in [*args.calibration, *(args.eval or ()), *(args.qat_train or ())]:
+        if not Path(folder).is_dir():
+            raise CliError(f"no such folder: {folder}", EXIT_USAGE)
+    t0 = time.monotonic()
+    if args.qat_steps < 0:
+        raise CliError(f"--qat-steps must be 0 or more, got {args.qat_steps}", EXIT_USAGE)
+    if args.qat_steps > 0:
+        record = _export_qat(loaded, out, args)
+    elif loaded.module is not None:
         from ..engine import export_onnx_bytes
 
         fp32 = export_onnx_bytes(loaded, grid_aware=True, opset=args.opset)
+        record = export_int8(fp32, out, args.calibration, eval_sets=args.eval or (), recipe=recipe,
+                             scale=loaded.descriptor.scale)
     else:
         fp32 = Path(loaded.path).read_bytes()
-    t0 = time.monotonic()
-    record = export_int8(fp32, out, args.calibration, eval_sets=args.eval or (), scale=loaded.descriptor.scale)
+        record = export_int8(fp32, out, args.calibration, eval_sets=args.eval or (), recipe=recipe,
+                             scale=loaded.descriptor.scale)
     print(f"wrote {out} in {time.monotonic() - t0:.1f} s ({record['recipe']})")
     for name, loss in sorted(record["loss_db"].items()):
         ps = record["psnr_y"][name]
@@ -52,6 +78,34 @@ def _export_int8(loaded: Any, out: Path, args: argparse.Namespace) -> int:
     if not record["loss_db"]:
         print("  quality not measured (no --eval): the automatic choice will not use this twin")
     return EXIT_OK
+
+
+def _export_qat(loaded: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Quantization-aware fine-tune, then the int8 twin of the tuned weights (loss measured against the original)."""
+    from ..cancel import CancelToken
+    from ..export.int8 import QAT_RECIPE
+    from ..models.dipnet import DIPNet
+    from ..train.events import ProgressPrinter
+    from ..train.qat import QATConfig, export_qat_int8
+    from .common import sigint_cancels
+
+    if not isinstance(loaded.module, DIPNet):
+        raise CliError(f"{loaded.path}: --qat-steps fine-tunes DIPNet weights (.safetensors/.pth); this model has "
+                       "none to fine-tune", EXIT_USAGE)
+    checkpoint = Path(f"{out}.qat-checkpoint.pt")
+    cfg = QATConfig(steps=args.qat_steps, train_dirs=[str(d) for d in (args.qat_train or args.calibration)],
+                    lr_patch=args.qat_patch, lr=args.qat_lr, log_every=50)
+    token = CancelToken()
+    try:
+        with sigint_cancels(token):
+            record = export_qat_int8(loaded.module, out, cfg, args.calibration, args.eval or (), QAT_RECIPE,
+                                     descriptor=loaded.descriptor, checkpoint=checkpoint,
+                                     callback=ProgressPrinter(), cancel_token=token, opset=args.opset)
+    except Cancelled:
+        print(f"stopped; {checkpoint} keeps the fine-tune: run the same command again to continue", file=sys.stderr)
+        raise
+    checkpoint.unlink(missing_ok=True)  # the twin is written: nothing left to resume
+    return record
 
 
 def _grid_parity(loaded: Any, out: Path) -> float:

@@ -36,7 +36,30 @@ def info_dict(loaded: Any) -> dict[str, Any]:
 
     choice = load_cached(cache_key(loaded))
     info["auto_choice"] = choice.to_json() if choice else None
+    info["int8_twin"] = _int8_twin_info(loaded, choice)
     return info
+
+
+def _int8_twin_info(loaded: Any, choice: Any) -> dict[str, Any] | None:
+    """The int8 twin beside the model and whether auto may use it here (the cached verdict, else checked now)."""
+    from ..engine.backends.autoselect import INT8_BOUND_DB, INT8_LABEL, int8_quality_ok
+    from ..engine.backends.onnxruntime_backend import int8_twin_path
+
+    twin = int8_twin_path(loaded)
+    if twin is None:
+        return None
+    if choice is not None and choice.int8_check:
+        return {"path": str(twin), **choice.int8_check, "cached": True}
+    if choice is not None and INT8_LABEL in choice.excluded:
+        return {"path": str(twin), "ok": False, "reason": choice.excluded[INT8_LABEL], "cached": True}
+    ok, why = int8_quality_ok(loaded)
+    if not ok:
+        return {"path": str(twin), "ok": False, "reason": why, "cached": False}
+    from ..engine.backends.int8_guard import check_model_twin
+
+    verdict = check_model_twin(loaded, INT8_BOUND_DB)  # ~0.5 s: three small sessions on the probe
+    return {"path": str(twin), "ok": verdict.ok, "reason": f"{why}; {verdict.reason}", "measured": verdict.measured,
+            "cached": False}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     rows.append(("backends", ", ".join(usable) or "none"))
     choice = info.get("auto_choice")
     rows.append(("auto choice", choice["reason"] if choice else "not measured yet (the first upscale measures it)"))
+    twin = info.get("int8_twin")
+    if twin:
+        rows.append(("int8 twin", ("usable by auto here: " if twin["ok"] else "not used by auto here: ")
+                     + twin["reason"]))
     if missing:
         rows.append(("unavailable", "; ".join(missing)))
     width = max(len(k) for k, _ in rows)

@@ -13,7 +13,7 @@ _LAZY = {
     "PARITY_TOLERANCE": "onnx_export", "ExportError": "errors", "check_onnx_parity": "onnx_export",
     "export_onnx": "onnx_export", "onnx_to_bytes": "onnx_export",
     "check_safetensors_roundtrip": "safetensors_export", "export_safetensors": "safetensors_export",
-    "DEFAULT_RECIPE": "int8", "Int8Recipe": "int8", "quantize_int8": "int8", "calibration_crops": "int8",
+    "DEFAULT_RECIPE": "int8", "QAT_RECIPE": "int8", "Int8Recipe": "int8", "quantize_int8": "int8", "calibration_crops": "int8",
     "export_int8": "int8", "is_int8_graph": "int8",
 }
 

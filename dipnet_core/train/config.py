@@ -197,6 +197,14 @@ class ExportConfig:
     onnx: bool = True
     opset: int = 17
     license: str = ""
+    # Also write the int8 twin NAME.int8.onnx (onnxruntime static int8, calibrated on data.train_dirs),
+    # after `int8_qat_steps` steps of quantization-aware fine-tuning (dipnet_core.train.qat; 0 = none;
+    # patch size and batch of [finetune]; runs on the CPU).
+    int8: bool = False
+    int8_qat_steps: int = 0
+    # HR test folders the twin's loss against fp32 is measured on and stored (the engine's automatic
+    # choice only uses a twin within 0.05 dB); empty = the comparison's benchmark folder, if any.
+    int8_eval: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -280,6 +288,10 @@ class TrainConfig:
         for s in self.distill.stages:
             if s.steps < 0 or s.batch < 1:
                 raise ConfigError(f"distill.stages: bad stage {s}")
+        if self.export.int8_qat_steps < 0:
+            raise ConfigError(f"export.int8_qat_steps must be 0 or more, got {self.export.int8_qat_steps}")
+        if self.export.int8_qat_steps and not self.export.int8:
+            raise ConfigError("export.int8_qat_steps needs export.int8 = true")
         if not 0.0 < self.prune.ratio < 1.0:
             raise ConfigError(f"prune.ratio must be in (0, 1), got {self.prune.ratio}")
         if self.run.device not in ("auto", "cpu") and not self.run.device.startswith("cuda"):

@@ -131,6 +131,10 @@ def test_int8_twin_records_its_measured_quality(official_model, tmp_path: Path, 
     record = export_int8(onnx_to_bytes(official_model, grid_aware=True), twin, [calib], eval_sets=[evals], crops=4)
     data = twin.read_bytes()
     assert is_int8_graph(data) and read_int8_quality(data) == record
+    from dipnet_core.export.int8 import read_int8_parity
+
+    parity = read_int8_parity(data)  # the guard's reference, measured beside the loss
+    assert parity is not None and parity["vs_fp32"]["rms"] > 0 and parity["machine"]["cpu"]
     assert set(record["loss_db"]) == {"eval"} and abs(record["loss_db"]["eval"]) < 0.5
     ps = record["psnr_y"]["eval"]
     assert ps["fp32"] > 25 and ps["fp32"] - ps["int8"] == pytest.approx(record["loss_db"]["eval"], abs=1e-3)

@@ -16,7 +16,10 @@ says what was chosen and why (``dipnet info``, ``dipnet bench``, the app).
 Quality bound: float paths are within 0.02 dB by construction (fp32) or by a
 measurement that ships with the code (bf16 on the DIPNet family, 0.005-0.010 dB
 on Set5); an int8 twin is a candidate only if its file records a measured loss
-within :data:`INT8_BOUND_DB` on Set5 and Set14.
+within :data:`INT8_BOUND_DB` on Set5 and Set14, and this machine computes what that
+loss was measured on: :mod:`.int8_guard` reruns the twin on the probe it carries and
+rejects it when its deviation from fp32 here would put the loss over the bound (8-bit
+twins on CPUs without VNNI). The verdict is part of the cached choice (``int8_check``).
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ INT8_BOUND_DB = 0.05
 FLOAT_BOUND_DB = 0.02
 #: Tile sides timed: paths are compared at the first, the winner is timed at the others too.
 TILE_CANDIDATES = (160, 320)
-CACHE_VERSION = 2
+#: 3: choices carry the int8 guard's verdict (``int8_check``); older ones trusted the stored loss alone.
+CACHE_VERSION = 3
 #: What a process saves by not importing torch (measured 1.7-2.0 s on 2-core EPYCs, Zen 4 and AVX2):
 #: a short job may run onnxruntime fp32 instead of a faster torch fp32 when the compute it loses is
 #: less than this (see ``engine/onnx_cache.py``).
@@ -88,6 +92,8 @@ class EngineChoice:
     cached: bool = False
     timings: dict[str, float] = field(default_factory=dict)  # candidate label -> s/MP
     excluded: dict[str, str] = field(default_factory=dict)  # candidate label -> why not timed
+    #: The int8 guard's verdict here: {"ok", "reason", "measured"}; empty when no twin was checked.
+    int8_check: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -250,8 +256,15 @@ def _torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def candidate_paths(model: LoadedModel) -> tuple[list[Candidate], dict[str, str]]:
-    """Paths worth timing for ``model`` here, and why the others are left out."""
+INT8_LABEL = "onnxruntime int8"
+
+
+def candidate_paths(model: LoadedModel, checks: dict[str, Any] | None = None
+                    ) -> tuple[list[Candidate], dict[str, str]]:
+    """Paths worth timing for ``model`` here, and why the others are left out.
+
+    ``checks``, when given, receives the int8 guard's verdict under ``"int8"``.
+    """
     from .onnxruntime_backend import ort_providers
 
     out: list[Candidate] = []
@@ -271,9 +284,17 @@ def candidate_paths(model: LoadedModel) -> tuple[list[Candidate], dict[str, str]
         out.append(Candidate("onnx", "fp32"))
         ok, why = int8_quality_ok(model)
         if ok:
-            out.append(Candidate("onnx", "int8"))
+            from .int8_guard import check_model_twin
+
+            verdict = check_model_twin(model, INT8_BOUND_DB)
+            if checks is not None:
+                checks["int8"] = {"ok": verdict.ok, "reason": verdict.reason, "measured": verdict.measured}
+            if verdict.ok:
+                out.append(Candidate("onnx", "int8"))
+            else:
+                excluded[INT8_LABEL] = verdict.reason
         else:
-            excluded["onnxruntime int8"] = why
+            excluded[INT8_LABEL] = why
     else:
         excluded["onnxruntime"] = "onnxruntime is not installed"
     return out, excluded
@@ -347,8 +368,9 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
     When the largest measured tile wins, ``tile`` is None: the tiler then uses
     tiles as large as its memory bound allows.
     """
+    checks: dict[str, Any] = {}
     if candidates is None:
-        candidates, excluded = candidate_paths(model)
+        candidates, excluded = candidate_paths(model, checks)
     excluded = dict(excluded or {})
     timings: dict[str, float] = {}
     first = tiles[0]
@@ -386,6 +408,8 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
     quality = ""
     if best.precision == "int8":
         quality = "; " + int8_quality_ok(model)[1]
+        if "int8" in checks:
+            quality += "; " + checks["int8"]["reason"]
     elif best.precision == "bf16":
         quality = f"; bf16 within {FLOAT_BOUND_DB} dB (measured 0.005-0.010 dB on Set5)"
     tile_text = (f"{best_tile} px tiles" if best_tile != max(tiles)
@@ -393,9 +417,13 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
     reason = (f"measured on {hardware.cpu_model()} ({hardware.physical_cores()} cores): {best.label()} with "
               f"{tile_text} was fastest, {best_s:.2f} s per useful MP"
               + (f"; others at {first} px tiles, s per useful MP: {others}" if others else "") + quality)
+    rejected = excluded.get(INT8_LABEL, "")
+    if rejected.startswith(("int8 twin rejected", "int8 loses")):
+        reason += "; " + rejected  # a twin exists but may not run here: say why (dipnet info, the app)
     return EngineChoice(backend=best.backend, precision=best.precision,
                         tile=None if best_tile == max(tiles) else best_tile, tile_workers=best.tile_workers,
-                        s_per_mp=best_s, reason=reason, timings=timings, excluded=excluded)
+                        s_per_mp=best_s, reason=reason, timings=timings, excluded=excluded,
+                        int8_check=checks.get("int8", {}))
 
 
 def _light_alternative(choice: Candidate | EngineChoice) -> Candidate | None:

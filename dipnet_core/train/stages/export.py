@@ -7,6 +7,7 @@ success.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,6 +39,37 @@ def _training_summary(ctx: RunContext) -> dict[str, Any]:
             "val_images": len(ctx.val), "stages": stages, "prune_rounds": rounds}
 
 
+def _int8_twin(ctx: RunContext, model: DIPNet, descriptor: Any) -> dict[str, Any]:
+    """``NAME.int8.onnx`` beside the model, after quantization-aware fine-tuning when asked; its measured loss.
+
+    A cancelled fine-tune keeps its checkpoint in the stage folder and continues when the run resumes.
+    """
+    from ...export.int8 import DEFAULT_RECIPE, QAT_RECIPE, export_int8
+    from ...export.onnx_export import onnx_to_bytes
+    from ..qat import QATConfig, export_qat_int8
+    from .compare import _benchmark
+
+    cfg, ec = ctx.config, ctx.config.export
+    path = ctx.run_dir / f"{ec.name}.int8.onnx"
+    photos = list(cfg.data.train_dirs)
+    eval_sets = [Path(p) for p in ec.int8_eval]
+    if not eval_sets:
+        folder, _ = _benchmark(ctx)
+        eval_sets = [folder] if folder is not None else []
+    if ec.int8_qat_steps > 0:
+        # One more fine-tune after the last one, on its patch size and batch (on the CPU: see qat.py).
+        qat = QATConfig(steps=ec.int8_qat_steps, train_dirs=photos, seed=cfg.run.seed,
+                        lr_patch=cfg.finetune.lr_patch, batch=cfg.finetune.batch,
+                        log_every=cfg.run.log_every, ckpt_every=cfg.run.ckpt_every)
+        record = export_qat_int8(model, path, qat, photos, eval_sets, QAT_RECIPE, descriptor=descriptor,
+                                 checkpoint=ctx.stage_dir("export") / "qat-checkpoint.pt", callback=ctx.emit,
+                                 cancel_token=ctx.cancel, opset=ec.opset)
+    else:
+        fp32 = onnx_to_bytes(model, opset=ec.opset, descriptor=descriptor, grid_aware=True)
+        record = export_int8(fp32, path, photos, eval_sets, DEFAULT_RECIPE, scale=cfg.data.scale)
+    return {"path": str(path), "recipe": record["recipe"], "loss_db": record["loss_db"], "psnr_y": record["psnr_y"]}
+
+
 def export(ctx: RunContext) -> dict[str, Any]:
     """Write ``NAME.safetensors`` (weights + descriptor with training metadata) and ``NAME.onnx``."""
     name, ec = "export", ctx.config.export
@@ -65,6 +97,8 @@ def export(ctx: RunContext) -> dict[str, Any]:
         if onnx_path is not None:
             export_onnx(model, onnx_path, opset=ec.opset, dynamic=True, descriptor=descriptor)
             metrics["onnx_max_abs_diff"] = float(check_onnx_parity(model, onnx_path))
+        if ec.int8:
+            metrics["int8"] = _int8_twin(ctx, model, descriptor)
     metrics = broadcast_object(metrics, ctx.dist)
     metrics.update(model_path=str(st_path), onnx_path=str(onnx_path) if onnx_path else None)
     ctx.state["exported"] = {"model_path": str(st_path), "onnx_path": str(onnx_path) if onnx_path else None}
