@@ -13,13 +13,16 @@ Rerun it after replacing the built-in model. ``--qat-steps N`` fine-tunes first
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CALIBRATION = ["/work/shared/training-data", "/work/datasets/wallpapers/train"]
-DEFAULT_EVAL = ["/work/shared/benchmarks/Set5", "/work/shared/benchmarks/Set14"]
+SHARED = ROOT.parent / "shared"  # the read-only data folder beside the checkout
+DEFAULT_CALIBRATION = [str(SHARED / "training-data"),
+                       os.environ.get("DIPNET_WALLPAPERS_DIR", "/work/datasets/wallpapers/train")]
+DEFAULT_EVAL = [str(SHARED / "benchmarks" / "Set5"), str(SHARED / "benchmarks" / "Set14")]
 
 
 def _time_ratio(fp32: bytes, twin: bytes, size: int = 256, threads: int = 1) -> tuple[float, float]:
