@@ -146,7 +146,9 @@ def model_hash(model: LoadedModel) -> str:
 
     A new or removed int8 twin changes the candidates, so the twin's bytes count too.
     """
-    path = getattr(model, "source_file", None) or getattr(model, "path", None)
+    from .onnxruntime_backend import model_file
+
+    path = model_file(model)
     twin_path = _int8_twin(model)
     if path is not None and Path(path).is_file():
         return file_digest(Path(path), twin_path)

@@ -88,9 +88,18 @@ def graph_inputs_and_metadata(data: bytes) -> tuple[list[str], dict[str, str]]:
     return [i.name for i in session.get_inputs()], dict(session.get_modelmeta().custom_metadata_map)
 
 
+def model_file(model: LoadedModel) -> Path | None:
+    """The file a model stands for (``source_file``), or ``path`` for objects that only carry a path.
+
+    Duck-typed on purpose: the engine also runs module-less stand-ins and small model-like objects.
+    """
+    path = getattr(model, "source_file", None) or getattr(model, "path", None)
+    return Path(path) if path is not None else None
+
+
 def int8_twin_path(model: LoadedModel) -> Path | None:
     """The int8 graph for ``model``: the file itself if it is one, else ``<stem>.int8.onnx`` beside it."""
-    path = getattr(model, "source_file", None) or getattr(model, "path", None)
+    path = model_file(model)
     if path is None:
         return None
     return int8_twin_of(Path(path))
