@@ -63,14 +63,19 @@ def test_batch_with_a_bad_file_then_retry(window: object, qtbot: object, tmp_pat
     assert {r.status for r in v.model.rows} == {"skipped"}
 
 
-def test_batch_pause_and_cancel(window: object, qtbot: object, tmp_path: Path) -> None:
+def _queue_folder(window: object, tmp_path: Path, count: int, w: int, h: int) -> tuple[object, object]:
+    """A folder of ``count`` small images queued on the Batch tab; returns (controller, view)."""
     src = tmp_path / "many"
-    for i in range(4):
-        write_png(src / f"img{i}.png", 24, 24, seed=i)
-    w = window
-    b, v = w.batch, w.batch_view  # type: ignore[attr-defined]
+    for i in range(count):
+        write_png(src / f"img{i}.png", w, h, seed=i)
+    b, v = window.batch, window.batch_view  # type: ignore[attr-defined]
     b.add_inputs([src])
     v.output_edit.setText(str(tmp_path / "o"))
+    return b, v
+
+
+def test_batch_pause_and_cancel(window: object, qtbot: object, tmp_path: Path) -> None:
+    b, v = _queue_folder(window, tmp_path, 4, 24, 24)
     v.pause_btn.setEnabled(True)
     b.set_paused(True)  # paused before the first file: nothing runs until resumed or cancelled
     with qtbot.waitSignal(b.finished, timeout=60_000) as sig:  # type: ignore[attr-defined]
@@ -132,13 +137,7 @@ def test_running_a_batch_again_keeps_earlier_outputs_by_default(
 
 
 def test_a_paused_batch_never_shows_a_file_as_running(window: object, qtbot: object, tmp_path: Path) -> None:
-    src = tmp_path / "many"
-    for i in range(6):
-        write_png(src / f"img{i}.png", 48, 40, seed=i)
-    w = window
-    b, v = w.batch, w.batch_view  # type: ignore[attr-defined]
-    b.add_inputs([src])
-    v.output_edit.setText(str(tmp_path / "o"))
+    b, v = _queue_folder(window, tmp_path, 6, 48, 40)
 
     def pause_on_first_start(*_: object) -> None:
         if any(r.status == "running" for r in v.model.rows) and not b.pause_event.is_set():
