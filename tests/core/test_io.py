@@ -445,7 +445,10 @@ def _valid_jpeg(tmp_path: Path) -> bytes:
         ("half.png", lambda d: _valid_png(d)[: len(_valid_png(d)) // 2], "truncated"),
         ("noiend.png", lambda d: _valid_png(d)[:-12], "truncated"),
         ("half.jpg", lambda d: _valid_jpeg(d)[: len(_valid_jpeg(d)) // 2], "truncated"),
-        ("noeoi.jpg", lambda d: _valid_jpeg(d)[:-2], "truncated"),
+        # The end marker and the last bytes of scan data. A JPEG missing only its 2-byte EOI decodes
+        # completely for ~6 % of contents (libjpeg already has every scanline), so that alone is no
+        # loss to report; cutting into the scan data always is (measured on 300 random crops).
+        ("noeoi.jpg", lambda d: _valid_jpeg(d)[:-4], "truncated"),
         ("notes.png", lambda d: b"hi\n", "is not an image (extension .png but content is plain text)"),
         ("page.jpg", lambda d: b"<!DOCTYPE html><html><body>404</body></html>", "HTML"),
         ("damaged.png", lambda d: _valid_png(d)[:40], "PNG"),
