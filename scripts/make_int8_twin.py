@@ -25,29 +25,13 @@ DEFAULT_CALIBRATION = [str(SHARED / "training-data"),
 DEFAULT_EVAL = [str(SHARED / "benchmarks" / "Set5"), str(SHARED / "benchmarks" / "Set14")]
 
 
-def _time_ratio(fp32: bytes, twin: bytes, size: int = 256, threads: int = 1) -> tuple[float, float]:
-    import numpy as np
-    import onnxruntime as ort
+def _time_ratio(fp32: bytes, twin: bytes, threads: int = 1, rounds: int = 5) -> tuple[float, float]:
+    """Best seconds of fp32 and of the twin on one 256x256 input, by int8_ptq.py's interleaved protocol."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from int8_ptq import _session, _speed_ratio
 
-    from dipnet_core.engine.backends.onnxruntime_backend import graph_inputs_and_metadata
-    from dipnet_core.export.int8 import graph_feeds
-
-    image = np.random.default_rng(0).random((size, size, 3), dtype=np.float32)
-    best = []
-    for data in (fp32, twin):
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.log_severity_level = 3
-        session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
-        feeds = graph_feeds(graph_inputs_and_metadata(data)[0], image)
-        session.run(None, feeds)
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            session.run(None, feeds)
-            times.append(time.perf_counter() - t0)
-        best.append(min(times))
-    return best[0], best[1]
+    _, t_fp32, t_int8 = _speed_ratio(_session(fp32, threads), _session(twin, threads), rounds)
+    return t_fp32, t_int8
 
 
 def main(argv: list[str] | None = None) -> int:
