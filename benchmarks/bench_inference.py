@@ -61,6 +61,7 @@ from dipnet_core.engine import (
     hardware,
     plan_tiles,
 )
+from dipnet_core.engine.backends.onnxruntime_backend import CPU_GRAPH_PASS_ENV
 from dipnet_core.metrics import psnr
 from dipnet_core.models import LoadedModel, load_model
 from dipnet_core.resize import bicubic_downscale_uint8, modcrop
@@ -285,6 +286,10 @@ def build_settings(model: LoadedModel, ref: Reference, args: argparse.Namespace,
     add("ours torch fp32 channels_last fused", None, backend="torch", precision="fp32", **cpu)
     add("ours torch bf16 channels_last fused", None, backend="torch", precision="bf16", **cpu)
     add("ours onnxruntime CPU fp32", None, backend="onnx", **cpu)
+    # The same path without the blocked-layout graph pass (engine/backends/cpu_graph.py), for its A/B.
+    os.environ[CPU_GRAPH_PASS_ENV] = "0"
+    add("ours onnxruntime CPU fp32, graph as exported", None, backend="onnx", **cpu)
+    del os.environ[CPU_GRAPH_PASS_ENV]
     try:
         twin_model, record = int8_twin_model(tmp)
         info["int8 twin"] = record

@@ -11,6 +11,7 @@ is given, and ``.onnx`` files need no torch at all.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,12 @@ INT8_SUFFIX = ".int8.onnx"
 #: The engine's tiling graph of a model (inputs ``input``, ``ry``, ``rx_t``; ``dipnet export --grid-aware``),
 #: shipped beside a built-in model so the upscale-only install tiles it exactly. Other tools cannot run it.
 GRID_SUFFIX = ".grid.onnx"
+#: Set to 0 to run fp32 graphs on the CPU provider as exported (A/B in benchmarks/bench_cpu_graph.py).
+CPU_GRAPH_PASS_ENV = "DIPNET_CPU_GRAPH_PASS"
+
+
+def cpu_graph_pass_enabled() -> bool:
+    return os.environ.get(CPU_GRAPH_PASS_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def ort_providers() -> list[str]:
@@ -197,6 +204,9 @@ class OnnxRuntimeBackend(Backend):
             candidates.append("CPUExecutionProvider")
         reasons: list[str] = []
         self._session: Any = None
+        self._cpu_bytes: bytes | None = None
+        #: What the CPU layout pass did to the graph (see :mod:`.cpu_graph`); None until a CPU session exists.
+        self.graph_pass: str | None = None
         for provider in candidates:
             prec = precision
             if prec == "auto":
@@ -267,8 +277,20 @@ class OnnxRuntimeBackend(Backend):
         elif provider == "CUDAExecutionProvider":
             providers = [(provider, {"cudnn_conv_algo_search": "HEURISTIC"}), "CPUExecutionProvider"]
         else:
-            providers = ["CPUExecutionProvider"]
+            return ort.InferenceSession(self._cpu_graph(), self._options(intra_threads),
+                                        providers=["CPUExecutionProvider"])
         return ort.InferenceSession(self._bytes, self._options(intra_threads), providers=providers)
+
+    def _cpu_graph(self) -> bytes:
+        """The graph the CPU provider runs: fp32 graphs get the blocked-layout pass once per backend."""
+        if self._cpu_bytes is None:
+            if cpu_graph_pass_enabled():
+                from .cpu_graph import optimize_for_cpu
+
+                self._cpu_bytes, self.graph_pass = optimize_for_cpu(self._bytes)
+            else:
+                self._cpu_bytes, self.graph_pass = self._bytes, f"unchanged: {CPU_GRAPH_PASS_ENV}=0"
+        return self._cpu_bytes
 
     def _trt_shapes(self, n: int) -> str:
         shapes = f"{self._input_name}:1x{self.in_channels}x{n}x{n}"
@@ -312,6 +334,8 @@ class OnnxRuntimeBackend(Backend):
         short = self.provider.replace("ExecutionProvider", "")
         if self.device == "cpu":
             threads = f"{self.threads} threads, 1 per tile" if self.workers > 1 else f"{self.threads} threads"
+            if self.graph_pass and not self.graph_pass.startswith("unchanged"):
+                threads += ", blocked layout"
             return f"onnxruntime {short} {self.precision} ({threads})"
         return f"onnxruntime {short} {self.precision}"
 
