@@ -149,7 +149,8 @@ def pad_conv_channels(model: Any, multiple: int, shapes: dict[str, list[int]]) -
             weight_ok = len(ins) >= 2 and ins[1] in inits and init_uses.get(ins[1]) == 1
             bias_ok = len(ins) < 3 or (ins[2] in inits and init_uses.get(ins[2]) == 1)
             if group != 1 or not (weight_ok and bias_ok):
-                unsafe.update([ins[0], outs[0]])
+                unsafe.update(n for n in ins if n not in inits)  # computed weights too: never pad those
+                unsafe.add(outs[0])
             conv_out[outs[0]] = node
             uf.find(outs[0])
         elif op in _CHANNELWISE_UNARY and rank4(outs[0]):
