@@ -287,9 +287,13 @@ def build_settings(model: LoadedModel, ref: Reference, args: argparse.Namespace,
     add("ours torch bf16 channels_last fused", None, backend="torch", precision="bf16", **cpu)
     add("ours onnxruntime CPU fp32", None, backend="onnx", **cpu)
     # The same path without the blocked-layout graph pass (engine/backends/cpu_graph.py), for its A/B.
+    saved = os.environ.get(CPU_GRAPH_PASS_ENV)
     os.environ[CPU_GRAPH_PASS_ENV] = "0"
     add("ours onnxruntime CPU fp32, graph as exported", None, backend="onnx", **cpu)
-    del os.environ[CPU_GRAPH_PASS_ENV]
+    if saved is None:
+        del os.environ[CPU_GRAPH_PASS_ENV]
+    else:
+        os.environ[CPU_GRAPH_PASS_ENV] = saved
     try:
         twin_model, record = int8_twin_model(tmp)
         info["int8 twin"] = record
