@@ -24,7 +24,6 @@ Needs the ``onnx`` package (not torch); the upscale-only edition, which has no
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -100,8 +99,7 @@ def probe_input_dims(model: Any) -> dict[str, list[int]] | None:
     """
     from ..grid import coarse_size
 
-    initializers = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
+    inputs = _data_inputs(model)
     if not inputs:
         return None
     first = inputs[0].type.tensor_type.shape.dim
@@ -239,8 +237,16 @@ def _is_plain_fp32(model: Any) -> bool:
     return not (ops & quantized) and model.graph.input[0].type.tensor_type.elem_type == 1
 
 
-def _names(inputs: Iterable[Any]) -> tuple[str, str] | None:
-    dims = next(iter(inputs)).type.tensor_type.shape.dim
+def _data_inputs(model: Any) -> list[Any]:
+    """The graph's inputs that are not initializers (the image, and the grid matrices)."""
+    initializers = {i.name for i in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in initializers]
+
+
+def _spatial_names(model: Any) -> tuple[str, str] | None:
+    """The symbolic height and width names of the image input, or None when they are fixed."""
+    inputs = _data_inputs(model)
+    dims = inputs[0].type.tensor_type.shape.dim if inputs else []
     if len(dims) == 4 and dims[2].HasField("dim_param") and dims[3].HasField("dim_param"):
         return dims[2].dim_param, dims[3].dim_param
     return None
@@ -266,7 +272,7 @@ def optimize_for_cpu(data: bytes, block: int | None = None) -> tuple[bytes, str]
         return data, f"unchanged: unreadable graph ({exc})"
     if not _is_plain_fp32(model):
         return data, "unchanged: not a plain fp32 graph"
-    spatial = _names(i for i in model.graph.input if i.name not in {x.name for x in model.graph.initializer})
+    spatial = _spatial_names(model)
     dims = probe_input_dims(model)
     if dims is None or spatial is None:
         return data, "unchanged: inputs of unknown layout"
