@@ -29,6 +29,7 @@ def build_app(argv: list[str] | None = None) -> tuple[QApplication, object]:
     """Create the QApplication and the main window (shared by main() and the screenshot script)."""
     from .controllers.context import AppContext
     from .errors import ErrorReporter, setup_logging
+    from .gc_policy import GuiThreadGarbageCollector
     from .services.models import ModelLibrary
     from .settings import AppPaths, SettingsStore
     from .theme import ThemeManager
@@ -39,6 +40,8 @@ def build_app(argv: list[str] | None = None) -> tuple[QApplication, object]:
     app.setApplicationName("DIPNet Studio")
     app.setOrganizationName("DIPNet")
     app.setDesktopFileName("dipnet-studio")
+    if not any(isinstance(c, GuiThreadGarbageCollector) for c in app.children()):
+        GuiThreadGarbageCollector(parent=app).install()  # lives as long as the app
     if ICON is not None:
         from PySide6.QtGui import QIcon
 

@@ -67,9 +67,34 @@ def window(ctx: object, qtbot: object) -> Iterator[object]:
     assert shutdown(10_000)
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_tasks() -> Iterator[None]:
+_APP_TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     yield
+    # pytest drops the test's fixture values (the window...) only after every teardown: collect
+    # their cycles here, on the main thread, before a later test's worker thread could.
+    if Path(item.path).resolve().is_relative_to(_APP_TESTS):
+        import gc
+
+        gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _gui_thread_gc(qapp: object) -> Iterator[object]:
+    """As in the app: cycles are collected on the GUI thread only, never inside a worker.
+
+    Set up before (so torn down after) the test's widgets; its teardown collects once more here,
+    so no Qt garbage is left for a later test's worker thread to collect.
+    """
+    from app.gc_policy import GuiThreadGarbageCollector
+
+    collector = GuiThreadGarbageCollector().install()
+    yield collector
     from app.workers import shutdown
 
-    assert shutdown(10_000), "a background task did not stop"
+    stopped = shutdown(10_000)
+    collector.uninstall()
+    collector.deleteLater()
+    assert stopped, "a background task did not stop"

@@ -1,0 +1,91 @@
+"""Reference cycles are collected on the GUI thread, never inside a worker (a Qt object destroyed
+off its thread crashes the process: CI's segmentation fault)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+from app.gc_policy import GuiThreadGarbageCollector
+from app.workers import start_task
+
+
+class _Cycle:
+    """A reference cycle whose finalizer records the thread that collected it."""
+
+    def __init__(self, seen: list[int]) -> None:
+        self.me = self
+        self.seen = seen
+
+    def __del__(self) -> None:
+        self.seen.append(threading.get_ident())
+
+
+def _churn(token: object, report: object) -> list[list[int]]:
+    # Kept alive (returned) so that the net count passes generation 0's threshold many times over:
+    # with automatic collection on, this worker would have collected the cycle itself.
+    return [[i] for i in range(50_000)]
+
+
+def test_a_worker_that_allocates_does_not_collect_and_the_gui_thread_does(qtbot: object, qapp: object) -> None:
+    collector = GuiThreadGarbageCollector(interval_ms=20)
+    collector.install()
+    try:
+        assert not gc.isenabled() and collector.installed
+        seen: list[int] = []
+        _Cycle(seen)  # unreachable at once, freed only by the cycle collector
+        results: list[object] = []
+        task = start_task(_churn, "churn", on_result=results.append)
+        assert task.wait(30_000)  # blocks the GUI thread: its timer cannot fire meanwhile
+        assert gc.get_count()[0] > gc.get_threshold()[0]
+        assert seen == [], "the worker thread collected the cycle"
+        qtbot.waitUntil(lambda: bool(results) and bool(seen), timeout=5000)  # type: ignore[attr-defined]
+        assert seen == [threading.get_ident()]
+        assert sum(collector.collections) >= 1
+    finally:
+        collector.uninstall()
+        collector.deleteLater()
+
+
+def test_uninstall_restores_automatic_collection_and_collects_once(qapp: object) -> None:
+    # The app fixture already holds one collector; a second one nests and restores its state.
+    outer_enabled = gc.isenabled()
+    collector = GuiThreadGarbageCollector().install()
+    seen: list[int] = []
+    _Cycle(seen)
+    assert seen == []
+    collector.uninstall()
+    assert seen == [threading.get_ident()]
+    assert gc.isenabled() == outer_enabled
+
+
+def test_collect_if_due_follows_the_thresholds(qapp: object) -> None:
+    collector = GuiThreadGarbageCollector().install()
+    try:
+        gc.collect()
+        assert collector.collect_if_due() is None  # nothing allocated since
+        junk = [[i] for i in range(gc.get_threshold()[0] * 3)]
+        assert collector.collect_if_due() == 0
+        del junk
+    finally:
+        collector.uninstall()
+
+
+def test_the_app_installs_it(studio_home: object, qapp: object) -> None:
+    from app.startup import build_app
+
+    app, window = build_app([])
+    try:
+        collectors = [c for c in app.children() if isinstance(c, GuiThreadGarbageCollector)]
+        assert len(collectors) == 1 and collectors[0].installed
+        assert not gc.isenabled()
+        build_app([])  # a second window (the screenshot script) does not add a second timer
+        assert len([c for c in app.children() if isinstance(c, GuiThreadGarbageCollector)]) == 1
+    finally:
+        for c in app.children():
+            if isinstance(c, GuiThreadGarbageCollector):
+                c.uninstall()
+                c.setParent(None)
+                c.deleteLater()
+        window.close()  # type: ignore[attr-defined]
+        window.deleteLater()  # type: ignore[attr-defined]
