@@ -4,7 +4,11 @@ off its thread crashes the process: CI's segmentation fault)."""
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 from app.gc_policy import GuiThreadGarbageCollector
 from app.workers import start_task
@@ -89,3 +93,50 @@ def test_the_app_installs_it(studio_home: object, qapp: object) -> None:
                 c.deleteLater()
         window.close()  # type: ignore[attr-defined]
         window.deleteLater()  # type: ignore[attr-defined]
+
+
+_WIDGETS_IN_CYCLES = r"""
+import os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtCore import QThread
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
+from app.gc_policy import GuiThreadGarbageCollector
+
+qt_app = QApplication([])
+GuiThreadGarbageCollector(parent=qt_app).install()
+
+
+class Dialog(QWidget):  # a closed window still in a reference cycle: only the collector frees it
+    def __init__(self):
+        super().__init__()
+        self.me = self
+        self.labels = [QLabel(str(i), self) for i in range(50)]
+        self.show()
+
+
+for _ in range(200):
+    Dialog()
+
+
+class Worker(QThread):
+    def run(self):
+        self.kept = [[i] for i in range(200_000)]  # would trigger collection in this thread
+
+
+w = Worker()
+w.start()
+w.wait()
+qt_app.processEvents()
+print("survived")
+"""
+
+
+def test_widgets_left_in_cycles_survive_a_busy_worker(tmp_path: Path) -> None:
+    # Without the policy this process hangs or crashes (CI: segmentation fault) when the worker's
+    # allocations trigger a collection that destroys the widgets off the GUI thread.
+    script = tmp_path / "cycles.py"
+    script.write_text(_WIDGETS_IN_CYCLES)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "survived"
