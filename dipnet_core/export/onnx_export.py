@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import inspect
 import io
+import logging
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +30,8 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 DEFAULT_OPSET = 17
 PARITY_TOLERANCE = 1e-4
+log = logging.getLogger(__name__)
+
 # Big enough that ESA's stride-2 conv + 7x7/3 max-pool see a realistic shape while tracing.
 _TRACE_SIZE = 64
 # torch's notices about its own exporter choice (see the module docstring); matched by message so any
@@ -115,6 +118,13 @@ def onnx_to_bytes(module: LoadedModel | nn.Module, opset: int = DEFAULT_OPSET, d
             entry = proto.metadata_props.add()
             entry.key, entry.value = DESCRIPTOR_KEY, text
     proto.producer_name = "dipnet-studio"
+    if dynamic:
+        from ..engine.backends.cpu_graph import name_spatial_dims
+
+        try:
+            name_spatial_dims(proto)  # onnxruntime's CPU layout needs them (see cpu_graph)
+        except Exception as exc:  # noqa: BLE001 - an optional hint: an exotic graph is saved without it
+            log.info("ONNX export: tensor shapes not named (%s)", exc)
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 

@@ -252,6 +252,20 @@ def _spatial_names(model: Any) -> tuple[str, str] | None:
     return None
 
 
+def name_spatial_dims(model: Any) -> int:
+    """Name the height and width of every full-size tensor of ``model`` in place; returns how many.
+
+    Block-independent, so the export writes it into every graph it saves: the upscale-only
+    edition, which cannot run this pass (no ``onnx``), still gets the blocked ``Mul`` of ESA.
+    0 (graph untouched) for graphs with fixed or unknown input sizes.
+    """
+    spatial = _spatial_names(model)
+    dims = probe_input_dims(model)
+    if spatial is None or dims is None:
+        return 0
+    return annotate_spatial_dims(model, _infer_fixed(model, dims), *spatial)
+
+
 def optimize_for_cpu(data: bytes, block: int | None = None) -> tuple[bytes, str]:
     """``data`` rewritten for the CPU provider's blocked layout, and a line saying what was done.
 
@@ -278,7 +292,7 @@ def optimize_for_cpu(data: bytes, block: int | None = None) -> tuple[bytes, str]
         return data, "unchanged: inputs of unknown layout"
     try:
         padded = pad_conv_channels(model, block, _infer_fixed(model, dims))
-        annotated = annotate_spatial_dims(model, _infer_fixed(model, dims), *spatial)
+        annotated = name_spatial_dims(model)
     except Exception as exc:  # noqa: BLE001 - shape inference errors on exotic graphs: run the graph as given
         log.warning("CPU graph pass skipped: %s", exc)
         return data, f"unchanged: shape inference failed ({exc})"
