@@ -18,28 +18,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dipnet_core.engine import hardware  # noqa: E402
-from dipnet_core.export.int8 import Int8Recipe, calibration_crops, graph_feeds, quantize_int8  # noqa: E402
-from dipnet_core.metrics import psnr  # noqa: E402
-from dipnet_core.resize import bicubic_downscale_uint8, modcrop  # noqa: E402
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-SHARED = Path(os.environ.get("DIPNET_SHARED_DIR", REPO.parent / "shared"))
-CALIBRATION = [SHARED / "training-data", Path(os.environ.get("DIPNET_WALLPAPERS_DIR", "/work/datasets/wallpapers/train"))]
+from int8_protocol import BOUND_DB, CALIBRATION, SHARED, ort_session, score, speed_ratio, test_sets
+
+from dipnet_core.engine import hardware
+from dipnet_core.export.int8 import Int8Recipe, calibration_crops, quantize_int8
+
 OUT_JSON = REPO / "benchmarks" / "results" / "int8_ptq.json"
-BOUND_DB = 0.05
 
 BODY = ("/conv_1/", "/conv_2/", "/upsampler/")
 RECIPES = {
@@ -66,57 +60,6 @@ def _grid_onnx(model: Any) -> bytes:
     return onnx_to_bytes(model, grid_aware=True)
 
 
-def _session(data: bytes, threads: int) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
-
-
-def _upscale(session: Any, lr: np.ndarray) -> np.ndarray:
-    names = [i.name for i in session.get_inputs()]
-    y = session.run(None, graph_feeds(names, lr.astype(np.float32) / 255.0))[0][0]
-    return np.clip(np.rint(y.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
-
-
-def _sets() -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    out = {}
-    for name in ("Set5", "Set14"):
-        pairs = []
-        for path in sorted((SHARED / "benchmarks" / name).glob("*.png")):
-            with Image.open(path) as im:
-                hr = modcrop(np.asarray(im.convert("RGB")), 4)
-            pairs.append((bicubic_downscale_uint8(hr, 4), hr))
-        out[name] = pairs
-    return out
-
-
-def _score(session: Any, sets: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> dict[str, float]:
-    return {name: float(np.mean([psnr(_upscale(session, lr), hr, border=4) for lr, hr in pairs]))
-            for name, pairs in sets.items()}
-
-
-def _speed_ratio(fp32: Any, int8: Any, rounds: int) -> tuple[float, float, float]:
-    x = {n: v for n, v in graph_feeds([i.name for i in fp32.get_inputs()],
-                                      np.random.default_rng(0).random((256, 256, 3), np.float32)).items()}
-    for s in (fp32, int8):
-        s.run(None, x)
-    ratios, t32, t8 = [], [], []
-    for _ in range(rounds):
-        a = time.perf_counter()
-        fp32.run(None, x)
-        b = time.perf_counter()
-        int8.run(None, x)
-        c = time.perf_counter()
-        t32.append(b - a)
-        t8.append(c - b)
-        ratios.append((b - a) / (c - b))
-    return statistics.median(ratios), min(t32), min(t8)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -132,7 +75,7 @@ def main() -> None:
     recipes = {k: v for k, v in RECIPES.items() if not args.quick or k in QUICK}
     threads = hardware.physical_cores()
     crops = calibration_crops(CALIBRATION, count=args.crops)
-    sets = _sets()
+    sets = test_sets()
     results: dict[str, Any] = {
         "cpu": hardware.cpu_model(), "cpu_flags": hardware.simd_flags(), "threads": threads,
         "calibration": {"folders": [str(p) for p in CALIBRATION], "crops": args.crops, "size": 96},
@@ -141,8 +84,8 @@ def main() -> None:
     print(f"CPU: {results['cpu']} ({' '.join(results['cpu_flags'])}), {threads} threads")
     for mname, mpath in models.items():
         fp32_bytes = _grid_onnx(load_model(mpath))
-        fp32 = _session(fp32_bytes, threads)
-        base = _score(fp32, sets)
+        fp32 = ort_session(fp32_bytes, threads)
+        base = score(fp32, sets)
         rows = []
         print(f"\n## {mname}: fp32 Set5 {base['Set5']:.3f} dB, Set14 {base['Set14']:.3f} dB\n")
         print("| recipe | Set5 loss dB | Set14 loss dB | speed vs fp32 @256 | within bound |")
@@ -150,14 +93,14 @@ def main() -> None:
         for rname, recipe in recipes.items():
             t0 = time.perf_counter()
             try:
-                int8 = _session(quantize_int8(fp32_bytes, crops, recipe), threads)
+                int8 = ort_session(quantize_int8(fp32_bytes, crops, recipe), threads)
             except Exception as exc:  # noqa: BLE001 - record a recipe onnxruntime rejects and go on
                 rows.append({"recipe": rname, "error": str(exc)})
                 print(f"| {rname} | error: {exc} | | | |")
                 continue
             qtime = time.perf_counter() - t0
-            scores = _score(int8, sets)
-            ratio, s32, s8 = _speed_ratio(fp32, int8, args.rounds)
+            scores = score(int8, sets)
+            ratio, s32, s8 = speed_ratio(fp32, int8, args.rounds)
             loss = {k: base[k] - scores[k] for k in base}
             ok = all(v <= BOUND_DB for v in loss.values())
             rows.append({"recipe": rname, "spec": dataclasses.asdict(recipe), "psnr_y": scores, "loss_db": loss,

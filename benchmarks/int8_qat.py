@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from int8_ptq import BOUND_DB, CALIBRATION, SHARED, _score, _session, _sets, _speed_ratio  # noqa: E402
+from int8_protocol import BOUND_DB, CALIBRATION, SHARED, ort_session, score, speed_ratio, test_sets
 
-from dipnet_core.engine import hardware  # noqa: E402
-from dipnet_core.export.int8 import DEFAULT_RECIPE, export_int8, read_int8_quality  # noqa: E402
+from dipnet_core.engine import hardware
+from dipnet_core.export.int8 import DEFAULT_RECIPE, export_int8, read_int8_quality
 
 OUT_JSON = REPO / "benchmarks" / "results" / "int8_qat.json"
 MODELS = {"builtin": REPO / "resources" / "models" / "dipnet-studio-x4.safetensors",
@@ -86,13 +86,13 @@ def main() -> None:
     fp32_bytes = onnx_to_bytes(loaded.module, grid_aware=True)
     ptq = args.out / f"{tag}.ptq.int8.onnx"
     ptq_record = export_int8(fp32_bytes, ptq, CALIBRATION, eval_sets, recipe, scale=4)
-    fp32 = _session(fp32_bytes, threads)
-    sets = _sets()
-    base = _score(fp32, sets)
+    fp32 = ort_session(fp32_bytes, threads)
+    sets = test_sets()
+    base = score(fp32, sets)
     rows = {}
     for name, path, rec in (("PTQ", ptq, ptq_record), ("QAT", twin, record)):
-        session = _session(path.read_bytes(), threads)
-        ratio, s32, s8 = _speed_ratio(fp32, session, args.rounds)
+        session = ort_session(path.read_bytes(), threads)
+        ratio, s32, s8 = speed_ratio(fp32, session, args.rounds)
         rows[name] = {"loss_db": rec["loss_db"], "psnr_y": rec["psnr_y"], "speed_ratio": ratio, "fp32_s": s32,
                       "int8_s": s8, "ok": all(v <= BOUND_DB for v in rec["loss_db"].values())}
     print(f"\nCPU: {hardware.cpu_model()} ({' '.join(hardware.simd_flags())}), {threads} threads")

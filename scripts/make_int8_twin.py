@@ -26,11 +26,11 @@ DEFAULT_EVAL = [str(SHARED / "benchmarks" / "Set5"), str(SHARED / "benchmarks" /
 
 
 def _time_ratio(fp32: bytes, twin: bytes, threads: int = 1, rounds: int = 5) -> tuple[float, float]:
-    """Best seconds of fp32 and of the twin on one 256x256 input, by int8_ptq.py's interleaved protocol."""
+    """Best seconds of fp32 and of the twin on one 256x256 input, by the int8 benchmarks' interleaved protocol."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from int8_ptq import _session, _speed_ratio
+    from int8_protocol import ort_session, speed_ratio
 
-    _, t_fp32, t_int8 = _speed_ratio(_session(fp32, threads), _session(twin, threads), rounds)
+    _, t_fp32, t_int8 = speed_ratio(ort_session(fp32, threads), ort_session(twin, threads), rounds)
     return t_fp32, t_int8
 
 
