@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..io import SUPPORTED_WRITE_EXTENSIONS, SUPPORTED_WRITE_FORMATS, default_extension, is_image_path
 from ..io.formats import DECODER_FORMATS
-from ..io.reader import file_problem
+from ..io.reader import file_problem, frame_count
 from ..io.formats import normalize_format as _io_normalize_format
 
 DEFAULT_NAME_TEMPLATE = "{stem}_x{scale}"
@@ -73,7 +73,7 @@ class BatchItem:
     index: int
     input: Path
     output: Path
-    pixels: int = 0  # input width * height from the file header; 0 if unknown (weights the ETA)
+    pixels: int = 0  # input width * height * frames from the file header; 0 if unknown (weights the ETA)
     skip_reason: str | None = None  # decided at plan time (e.g. --skip-existing)
     error: str | None = None  # a plan-time failure (collision, would overwrite an input)
     # An earlier output of this batch's name template found among the inputs: skipped, and free
@@ -82,7 +82,8 @@ class BatchItem:
 
 
 def image_pixels(path: Path) -> int:
-    """Width * height from the header only (cheap); 0 when unreadable, which run time will report.
+    """Width * height (times the frames of an animation) from the headers; 0 when unreadable, which run
+    time will report.
 
     Only regular files are opened (a FIFO would block here), and only with the decoders
     of the supported formats.
@@ -96,7 +97,8 @@ def image_pixels(path: Path) -> int:
             # Huge images warn (decompression-bomb guard) on open; the real read applies the limits.
             warnings.simplefilter("ignore")
             with Image.open(path, formats=DECODER_FORMATS) as im:
-                return int(im.width * im.height)
+                # Every frame of an animation is upscaled: a 40-frame GIF is 40 images' work.
+                return int(im.width * im.height) * frame_count(im)
     except Exception:  # any decode failure: the real read reports it as the item's failure
         return 0
 

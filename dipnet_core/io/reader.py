@@ -182,7 +182,7 @@ def _decode(
     return arr, _alpha_from_key(arr, im.info.get("transparency")), 255, icc
 
 
-def _frame_count(im: Image.Image) -> int:
+def frame_count(im: Image.Image) -> int:
     """Frames or pages in the file (1 for a still image); counted after the first frame is decoded."""
     if im.format == "MPO" or not getattr(im, "is_animated", False):
         return 1  # MPO: a camera JPEG's further pictures are previews or depth maps, not frames
@@ -196,7 +196,7 @@ def _read_open(im: Image.Image, path: Path) -> ImageData:
     fmt = im.format
     source_mode = im.mode
     color, alpha, maxval, icc = _decode(im, path, im.info.get("icc_profile") or None)
-    frames = _frame_count(im)
+    frames = frame_count(im)
     if fmt == "PNG" and not png_complete(path):
         raise ImageReadError.about(path, "file is truncated (the PNG ends before its IEND chunk)")
     exif, orientation = exif_from_image(im)

@@ -325,6 +325,10 @@ def test_frames_are_counted(tmp_path: Path, suffix: str) -> None:
     assert read_image(path).frames == 3
     still = _png(tmp_path / "still.png")
     assert read_image(still).frames == 1
+    # The batch's ETA weighs each file by the work it is: every frame of an animation.
+    assert image_pixels(path) == 3 * 16 * 12
+    with Image.open(still) as im:
+        assert image_pixels(still) == im.width * im.height
 
 
 @needs_builtin
