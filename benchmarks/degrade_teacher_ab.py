@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_degraded as bench  # noqa: E402
 
 from dipnet_core.train.config import ProgressiveStage, load_config  # noqa: E402
+from dipnet_core.train.stages.common import resolve_model_path  # noqa: E402
 from dipnet_core.train.context import load_stage_model  # noqa: E402
 from dipnet_core.eval import make_runner  # noqa: E402
 from dipnet_core.train.pipeline import run_pipeline  # noqa: E402
@@ -40,10 +41,28 @@ REPO = Path(__file__).resolve().parents[1]
 ARMS = ("degraded", "clean")
 
 
+def continue_teacher_from_file(cfg: Any) -> None:
+    """A config with a frozen teacher file (``kind = "file"``, as the photo configs use) gets a teacher
+    stage that continues from that file instead: both arms then train it for the same steps, one on
+    degraded crops and one on clean crops, so the only difference between them is what it sees."""
+    path = resolve_model_path(str(cfg.teacher.path), "teacher.path")
+    _, payload = load_stage_model(path)
+    arch = payload["arch"]["config"]
+    widths = {(b["mid1"], b["mid2"], b["esa"]) for b in arch["blocks"]}
+    if len(widths) != 1 or arch["blocks"][0]["mid1"] != arch["blocks"][0]["mid2"]:
+        raise SystemExit(f"error: {path}: a teacher with uneven block widths cannot be continued here")
+    mid, _, esa = widths.pop()
+    cfg.teacher.kind, cfg.teacher.init, cfg.teacher.path = "train", str(path), None
+    cfg.teacher.feat, cfg.teacher.mid, cfg.teacher.n_blocks, cfg.teacher.esa = arch["feat"], mid, len(arch["blocks"]), esa
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, default=REPO / "configs" / "photo-model.toml")
     ap.add_argument("--teacher-steps", type=int, default=2000)
+    ap.add_argument("--teacher-lr", type=float, default=1e-4, help="the teacher continues: a low rate (default 1e-4)")
+    ap.add_argument("--teacher-patch", type=int, default=48, help="teacher LR patch, px (default 48)")
+    ap.add_argument("--teacher-batch", type=int, default=8)
     ap.add_argument("--distill-steps", type=int, default=3000)
     ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "degrade-teacher-ab")
@@ -59,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.config} has no [data.degradation] table", file=sys.stderr)
             return 2
         cfg.data.degradation.teacher_sees = arm
-        cfg.teacher.steps = args.teacher_steps
+        if cfg.teacher.kind == "file":
+            continue_teacher_from_file(cfg)
+        cfg.teacher.steps, cfg.teacher.lr = args.teacher_steps, args.teacher_lr
+        cfg.teacher.lr_patch, cfg.teacher.batch = args.teacher_patch, args.teacher_batch
         last = cfg.distill.stages[-1]
         cfg.distill.stages = [ProgressiveStage(last.lr_patch, args.distill_steps, last.batch, last.lr)]
         cfg.run.out_dir = str(args.out / arm)
@@ -96,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
              - rows[1]["summary"]["distill_1"]["degraded_mean_psnr_y"])
         print(f"\nstudent, degraded sets: {rows[0]['arm']} - {rows[1]['arm']} = {d:+.3f} dB")
     args.result.parent.mkdir(parents=True, exist_ok=True)
-    record = {"config": str(args.config), "teacher_steps": args.teacher_steps, "distill_steps": args.distill_steps,
+    record = {"config": str(args.config), "teacher_steps": args.teacher_steps, "teacher_lr": args.teacher_lr,
+              "teacher_patch": args.teacher_patch, "teacher_batch": args.teacher_batch,
+              "distill_steps": args.distill_steps,
               "machine": {"cpu": bench.cpu_model()}, "rows": rows}
     tmp = args.result.with_name(args.result.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
