@@ -100,9 +100,7 @@ def stored_comparison(model_path: str | Path) -> dict[str, Any] | None:
     """The comparison a training run recorded in the model file; None for any other file (or when
     the file cannot be read: importing or loading it reports that problem itself)."""
     try:
-        from dipnet_core.train.stages.compare import model_comparison
-
-        return model_comparison(model_path)
+        return read_descriptor(model_path).comparison  # header only: no torch (the slim edition has none)
     except Exception as exc:  # noqa: BLE001 - no comparison is shown; the load path reports bad files
         log.info("no stored comparison in %s (%s)", model_path, exc)
         return None

@@ -101,6 +101,13 @@ class ModelDescriptor:
         v = final.get("psnr_y") if isinstance(final, dict) else training.get("psnr_y")
         return float(v) if isinstance(v, (int, float)) else None
 
+    @property
+    def comparison(self) -> dict[str, Any] | None:
+        """The comparison a training run here recorded (new model vs its start and bicubic), or None."""
+        training = self.training if isinstance(self.training, dict) else {}
+        found = training.get("comparison")
+        return found if isinstance(found, dict) else None
+
     def summary(self) -> str:
         widths = ""
         if self.config:

@@ -119,3 +119,23 @@ def test_without_torch_the_onnx_twin_runs(monkeypatch: pytest.MonkeyPatch, built
     alone = tmp_path / "no-twin.safetensors"
     alone.write_bytes(builtin_weights_path.read_bytes())
     assert model_file_for_inference(alone) == alone  # nothing to swap in: the loader says what is missing
+
+
+def test_a_trained_models_comparison_shows_without_torch(builtin_weights_path: Path, tmp_path: Path) -> None:
+    """The Models tab reads a trained model's recorded comparison from its header, not through the
+    training code (which needs torch)."""
+    import dataclasses
+
+    from dipnet_core.models import load_model, save_model
+
+    loaded = load_model(builtin_weights_path)
+    recorded = {"datasets": {"validation": {"psnr_y": {"new": 30.5, "start": 30.1, "bicubic": 28.0}}}}
+    descriptor = dataclasses.replace(loaded.descriptor, training={**loaded.descriptor.training, "comparison": recorded})
+    trained = save_model(tmp_path / "trained.safetensors", loaded.module, descriptor)
+    script = ("import json, sys\nsys.modules['torch'] = None\nfrom app.services.models import stored_comparison\n"
+              f"print(json.dumps([stored_comparison({str(trained)!r}), stored_comparison({str(builtin_weights_path)!r})]))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [recorded, None]

@@ -20,7 +20,7 @@ from typing import Any
 import dipnet_core
 
 from ...eval import evaluate, evaluate_pairs
-from ...models.loader import load_model, save_model
+from ...models.loader import load_model, read_descriptor, save_model
 from ...resources import builtin_model_path
 from .. import events as ev
 from ..context import RunContext
@@ -111,9 +111,7 @@ def _record_in_model(path: Path, comparison: dict[str, Any]) -> None:
 
 def model_comparison(path: str | Path) -> dict[str, Any] | None:
     """The comparison recorded in a model file trained here (None for any other model file)."""
-    training = load_model(path).descriptor.training
-    found = training.get("comparison") if isinstance(training, dict) else None
-    return found if isinstance(found, dict) else None
+    return read_descriptor(path).comparison
 
 
 def compare(ctx: RunContext) -> dict[str, Any]:
