@@ -10,15 +10,24 @@ Rows (each adds one ingredient to the previous one):
 5. after reparameterization: row 4 fused into plain convs (PSNR unchanged, faster);
 6. after each pruning round (31.25 % of the channels, then a short fine-tune).
 
-Every training row gets the same number of optimizer steps. By default the step count
-is calibrated once from the measured speed of this machine so the whole benchmark fits
-``--budget-min`` minutes; pass ``--steps`` to fix it explicitly. The teacher defaults to
-the authors' released DIPNet weights (a trained DIPNet-family model, so anchors work);
-``--teacher train`` trains a wider/deeper one first instead.
+Every training row gets the same teacher, data and number of optimizer steps (default 3,000;
+``--steps 0`` calibrates the count to ``--budget-min`` from this machine's speed). Rows 1-4 run
+once per seed (default two), so the spread between seeds shows the noise band; rows 5-6
+continue the first seed's progressive run. The teacher defaults to the authors' released
+DIPNet weights (a trained DIPNet-family model, so anchors work); ``--teacher train`` trains
+a wider/deeper one first instead.
 
-    python benchmarks/ablation.py --budget-min 40 --data /work/datasets/wallpapers/train
+Resumable, row by row: each finished row is kept in ``<work-dir>/<row>-s<seed>/row.json``, an
+interrupted one continues from its last checkpoint when the same command runs again, and the
+work folder refuses rows made with other settings. Rows can be split over processes (one per
+core), e.g. ``--rows plain enhanced`` in one and ``--rows anchor progressive post`` in another;
+``--report`` then collects every finished row (``--retime`` re-measures all speeds together).
 
-Prints a markdown table and writes ``benchmarks/results/ablation.json``.
+    python benchmarks/ablation.py --threads 1 --rows plain enhanced
+    python benchmarks/ablation.py --report
+
+Prints a markdown table (mean over seeds, spread, gap to bicubic) and writes
+``benchmarks/results/ablation.json``.
 """
 
 from __future__ import annotations
@@ -60,13 +69,28 @@ def _find_shared() -> Path:
 SHARED = _find_shared()
 
 
+DEFAULT_DATA = ["/work/datasets/wallpapers/train", str(SHARED / "training-data" / "bsd200"),
+                str(SHARED / "training-data" / "t91")]
+ROWS = {  # key: (title, alpha, beta, progressive)
+    "plain": ("1 plain student (L1 on HR)", 0.0, 0.0, False),
+    "enhanced": ("2 + enhanced-HR target", 1.0, 0.0, False),
+    "anchor": ("3 + multi-anchor distillation", 1.0, None, False),
+    "progressive": ("4 + progressive learning", 1.0, None, True),
+}
+#: Settings that make two rows comparable; a work folder holds rows of one setting only.
+SIGNATURE_KEYS = ("data", "steps", "patch", "batch", "progressive", "student", "teacher", "teacher_steps", "beta",
+                  "prune_rounds", "prune_finetune_frac", "lr")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="/work/datasets/wallpapers/train", help="HR training images (recursive)")
+    p.add_argument("--data", nargs="+", default=DEFAULT_DATA,
+                   help="HR training folders (recursive; default: the wallpapers, BSD200 and T91; missing ones "
+                        "are left out)")
     p.add_argument("--fallback-data", default=None,
-                   help="used when --data does not exist or holds no images")
-    p.add_argument("--budget-min", type=float, default=40.0, help="total wall-clock budget used to size --steps")
-    p.add_argument("--steps", type=int, default=0, help="optimizer steps per training row (0 = calibrate)")
+                   help="used when no --data folder exists or holds images")
+    p.add_argument("--budget-min", type=float, default=40.0, help="total wall-clock budget used to size --steps 0")
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps per training row (0 = calibrate)")
     p.add_argument("--patch", type=int, default=32, help="LR patch of the fixed-patch rows")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--progressive", default="24,32,40", help="LR patches of the progressive row")
@@ -79,14 +103,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="fine-tune steps per pruning round, as a fraction of --steps")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of rows 1-4 (the noise band)")
+    p.add_argument("--rows", nargs="+", choices=[*ROWS, "post"], default=[*ROWS, "post"],
+                   help="rows to run here (post = reparameterization and pruning of the first seed's "
+                        "progressive run); split them over processes to use several cores")
     p.add_argument("--work-dir", default=str(ROOT / "runs" / "ablation"))
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "ablation.json"))
     p.add_argument("--set5", default=str(SHARED / "benchmarks" / "Set5"))
     p.add_argument("--set14", default=str(SHARED / "benchmarks" / "Set14"))
     p.add_argument("--latency-size", type=int, default=256, help="input side for the speed measurement")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: collect the finished rows of --work-dir into --json and print the table")
     p.add_argument("--retime", action="store_true",
-                   help="only re-measure the speed of the rows in --json (models from --work-dir)")
+                   help="with the report, re-measure every row's speed back to back (models from --work-dir)")
     return p.parse_args(argv)
 
 
@@ -94,21 +123,24 @@ def _has_images(d: Path) -> bool:
     return d.is_dir() and any(p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp") for p in d.rglob("*"))
 
 
-def pick_data(args: argparse.Namespace) -> Path:
-    for cand in (args.data, args.fallback_data):
-        if cand and _has_images(Path(cand)):
-            return Path(cand)
-    sys.exit(f"error: no training images in {args.data}" + (f" or {args.fallback_data}" if args.fallback_data else "")
-             + "; pass --data or --fallback-data")
+def pick_data(args: argparse.Namespace) -> list[Path]:
+    found = [Path(d) for d in args.data if _has_images(Path(d))]
+    if found:
+        return found
+    if args.fallback_data and _has_images(Path(args.fallback_data)):
+        return [Path(args.fallback_data)]
+    sys.exit(f"error: no training images in {', '.join(args.data)}" +
+             (f" or {args.fallback_data}" if args.fallback_data else "") + "; pass --data or --fallback-data")
 
 
-def base_config(args: argparse.Namespace, data: Path, out: Path, teacher_file: Path | None) -> TrainConfig:
+def base_config(args: argparse.Namespace, data: list[Path], out: Path, teacher_file: Path | None,
+                seed: int) -> TrainConfig:
     cfg = preset("quick-cpu")
     feat, mid = (int(v) for v in args.student.split(","))
     cfg.student.feat, cfg.student.mid = feat, mid
-    cfg.data.train_dirs = [str(data)]
+    cfg.data.train_dirs = [str(d) for d in data]
     cfg.data.val_fraction, cfg.data.val_max_images, cfg.data.val_crop = 0.02, 2, 128
-    cfg.run.out_dir, cfg.run.seed = str(out), args.seed
+    cfg.run.out_dir, cfg.run.seed = str(out), seed
     cfg.run.threads = args.threads
     cfg.run.val_every, cfg.run.ckpt_every, cfg.run.log_every = 0, 50, 25
     cfg.distill.lr, cfg.distill.ema_decay = args.lr, 0.99
@@ -211,129 +243,190 @@ class Printer:
             print(f"  [{self.row}] {getattr(e, 'message', '')}", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    if args.retime:
-        return retime_main(args)
-    t_start = time.monotonic()
-    data = pick_data(args)
-    work = Path(args.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    print(f"data: {data}; work dir: {work}; torch threads: {torch.get_num_threads()}", flush=True)
+def signature(args: argparse.Namespace, data: list[Path]) -> dict[str, Any]:
+    sig = {k: getattr(args, k) for k in SIGNATURE_KEYS}
+    sig["data"] = [str(d) for d in data]
+    return sig
 
-    teacher_file: Path | None = None
-    teacher_module: torch.nn.Module | None = None
+
+def check_work_dir(work: Path, sig: dict[str, Any]) -> None:
+    """A work folder holds rows of one setting: resuming or adding rows with other settings would mix them."""
+    path = work / "settings.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = {k: (old.get(k), v) for k, v in sig.items() if old.get(k) != v}
+        if diff:
+            sys.exit(f"error: {work} holds rows made with other settings ({diff}); pass another --work-dir")
+    else:
+        write_json(path, sig)
+
+
+def row_record(model: torch.nn.Module, args: argparse.Namespace, latency: float | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {"params": count_parameters(model), **score(model, args)}
+    if isinstance(model, (DIPNet, DIPNetTrain)):
+        row["widths"] = model.config.widths_label()
+    row["latency_s_per_mp"] = round(latency if latency is not None else time_model(model, args.latency_size), 4)
+    return row
+
+
+def reference_scores(args: argparse.Namespace, work: Path, data: list[Path]) -> tuple[dict[str, Any], Path]:
+    """Bicubic and the teacher (trained here once for --teacher train), cached in the work folder."""
+    path = work / "reference.json"
     if args.teacher == "official":
         teacher_file = SHARED / "reference" / "dipnet_official_x4.pth"
         if not teacher_file.exists():
             sys.exit(f"error: {teacher_file} not found; use --teacher train")
-        teacher_module = load_model(teacher_file).module
+    else:
+        teacher_file = work / "teacher.safetensors"
+        if not teacher_file.exists():
+            cfg = base_config(args, data, work / "teacher", None, 0)
+            cfg.teacher.kind, cfg.teacher.steps = "train", args.teacher_steps or args.steps
+            cfg.teacher.lr_patch, cfg.teacher.batch, cfg.teacher.lr = args.patch, args.batch, args.lr
+            run_pipeline(cfg, Printer("teacher"), only=["teacher"])
+            teacher = stage_model(work / "teacher", "teacher")
+            save_model(teacher_file, teacher, dipnet_descriptor(teacher, name="teacher"))
+    if path.exists():
+        return json.loads(path.read_text()), teacher_file
+    teacher_module = load_model(teacher_file).module
+    ref = {"bicubic": bicubic_scores(args),
+           "teacher": {"file": str(teacher_file), **score(teacher_module, args),
+                       "params": count_parameters(teacher_module)}}
+    write_json(path, ref)
+    return ref, teacher_file
 
-    if args.steps <= 0:
-        sec = calibrate(args, teacher_module or DIPNet(DIPNetConfig.uniform(48, 48, 8)))
-        # 4 training rows + pruning fine-tunes (+ a teacher row when training our own);
-        # ~30 % of the budget is kept for data decoding, evaluation and latency measurements.
-        rows = 4 + args.prune_rounds * args.prune_finetune_frac + (1.0 if args.teacher == "train" else 0.0)
-        args.steps = max(20, int(0.7 * args.budget_min * 60 / (rows * sec)))
-        print(f"calibration: {sec:.2f} s/step -> {args.steps} steps per row", flush=True)
 
-    results: dict[str, Any] = {"args": vars(args) | {"data_used": str(data)}, "rows": []}
+def train_row(args: argparse.Namespace, key: str, seed: int, data: list[Path], teacher_file: Path,
+              work: Path) -> dict[str, Any]:
+    """One of rows 1-4 for one seed: trained (or resumed), scored, recorded in ``<key>-s<seed>/row.json``."""
+    run_dir = work / f"{key}-s{seed}"
+    done = run_dir / "row.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    title, alpha, beta, progressive = ROWS[key]
+    beta = args.beta if beta is None else beta
+    cfg = base_config(args, data, run_dir, teacher_file if alpha or beta else None, seed)
+    cfg.distill.alpha, cfg.distill.beta = alpha, beta
+    if progressive:
+        cfg.distill.stages = progressive_stages(args)
+    names = [f"distill_{k}" for k in range(1, len(cfg.distill.stages) + 1)]
+    t0 = time.monotonic()
+    result = run_pipeline(cfg, Printer(f"{key} s{seed}"), only=names)  # resumes an interrupted row
+    if result.status == "cancelled":
+        sys.exit(f"{key} seed {seed}: cancelled; run the same command again to resume")
+    model = stage_model(run_dir, names[-1])
+    model.set_fuse_in_forward(False)  # score and time the real multi-branch form
+    row = {"row": title, "key": key, "seed": seed,
+           "note": f"{args.steps} steps, patches {'->'.join(str(s.lr_patch) for s in cfg.distill.stages)}",
+           **row_record(model, args), "train_seconds": round(time.monotonic() - t0, 1), "steps": args.steps,
+           "model_ref": {"run": run_dir.name, "stage": names[-1]}}
+    write_json(done, row)
+    print(f"== {title}, seed {seed}: Set5 {row['set5_psnr_y']:.3f} dB, Set14 {row['set14_psnr_y']:.3f} dB", flush=True)
+    return row
 
-    def add_row(name: str, model: torch.nn.Module, note: str, extra: dict[str, Any] | None = None,
-                latency: float | None = None, ref: tuple[str, str] | None = None) -> None:
-        t0 = time.monotonic()
-        row = {"row": name, "note": note, "params": count_parameters(model), **score(model, args)}
-        if ref is not None:
-            row["model_ref"] = {"run": ref[0], "stage": ref[1]}
-        if isinstance(model, (DIPNet, DIPNetTrain)):
-            row["widths"] = model.config.widths_label()
-        row["latency_s_per_mp"] = round(latency if latency is not None else time_model(model, args.latency_size), 4)
-        row.update(extra or {})
-        row["eval_seconds"] = round(time.monotonic() - t0, 1)
-        results["rows"].append(row)
-        print(f"== {name}: Set5 {row['set5_psnr_y']:.2f} dB, Set14 {row['set14_psnr_y']:.2f} dB, "
-              f"{row['latency_s_per_mp']:.3f} s/MP, {row['params']} params", flush=True)
-        write_json(args.json, results)
 
-    results["reference"] = {"bicubic": bicubic_scores(args)}
-
-    if args.teacher == "train":
-        cfg = base_config(args, data, work / "teacher", None)
-        cfg.teacher.kind, cfg.teacher.steps = "train", args.teacher_steps or args.steps
-        cfg.teacher.lr_patch, cfg.teacher.batch, cfg.teacher.lr = args.patch, args.batch, args.lr
-        run_pipeline(cfg, Printer("teacher"), only=["teacher"], resume=False)
-        teacher = stage_model(work / "teacher", "teacher")
-        teacher_file = save_model(work / "teacher.safetensors", teacher, dipnet_descriptor(teacher, name="teacher"))
-        teacher_module = teacher
-    assert teacher_module is not None
-    results["reference"]["teacher"] = {"file": str(teacher_file), **score(teacher_module, args),
-                                       "params": count_parameters(teacher_module)}
-
-    variants = [
-        ("1 plain student (L1 on HR)", "plain", {"alpha": 0.0, "beta": 0.0}, False),
-        ("2 + enhanced-HR target", "enhanced", {"alpha": 1.0, "beta": 0.0}, False),
-        ("3 + multi-anchor distillation", "anchor", {"alpha": 1.0, "beta": args.beta}, False),
-        ("4 + progressive learning", "progressive", {"alpha": 1.0, "beta": args.beta}, True),
-    ]
-    for title, key, weights, progressive in variants:
-        cfg = base_config(args, data, work / key, teacher_file if weights["alpha"] or weights["beta"] else None)
-        cfg.distill.alpha, cfg.distill.beta = weights["alpha"], weights["beta"]
-        if progressive:
-            cfg.distill.stages = progressive_stages(args)
-        t0 = time.monotonic()
-        names = [f"distill_{k}" for k in range(1, len(cfg.distill.stages) + 1)]
-        run_pipeline(cfg, Printer(key), only=names, resume=False)  # a fresh row every invocation
-        model = stage_model(work / key, names[-1])
-        model.set_fuse_in_forward(False)  # score and time the real multi-branch form
-        add_row(title, model, f"{args.steps} steps, patches "
-                f"{'->'.join(str(s.lr_patch) for s in cfg.distill.stages)}",
-                {"train_seconds": round(time.monotonic() - t0, 1), "steps": args.steps}, ref=(key, names[-1]))
-
-    # 5/6: continue the progressive run: reparameterize, then prune round by round.
-    cfg = base_config(args, data, work / "progressive", teacher_file)
+def post_rows(args: argparse.Namespace, data: list[Path], teacher_file: Path, work: Path) -> list[dict[str, Any]]:
+    """Rows 5 and 6: the first seed's progressive run reparameterized, then pruned round by round."""
+    seed = args.seeds[0]
+    run_dir = work / f"progressive-s{seed}"
+    done = run_dir / "post.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    train_row(args, "progressive", seed, data, teacher_file, work)
+    cfg = base_config(args, data, run_dir, teacher_file, seed)
     cfg.distill.alpha, cfg.distill.beta = 1.0, args.beta
     cfg.distill.stages = progressive_stages(args)
     run_pipeline(cfg, Printer("reparam"), only=["reparam"])
-    rep = json.loads((work / "progressive" / "state.json").read_text())["metrics"]["reparam"]
-    deploy = stage_model(work / "progressive", "reparam")
-    add_row("5 after reparameterization", deploy, f"max |diff| vs multi-branch {rep['max_abs_diff']:.2e}",
-            {"max_abs_diff": rep["max_abs_diff"]}, latency=measure_latency(deploy.config, (args.latency_size,) * 2),
-            ref=("progressive", "reparam"))
+    metrics = json.loads((run_dir / "state.json").read_text())["metrics"]
+    deploy = stage_model(run_dir, "reparam")
+    rows = [{"row": "5 after reparameterization", "key": "reparam", "seed": seed,
+             "note": f"max |diff| vs multi-branch {metrics['reparam']['max_abs_diff']:.2e}",
+             "max_abs_diff": metrics["reparam"]["max_abs_diff"],
+             **row_record(deploy, args, measure_latency(deploy.config, (args.latency_size,) * 2)),
+             "model_ref": {"run": run_dir.name, "stage": "reparam"}}]
     if args.prune_rounds > 0:
         run_pipeline(cfg, Printer("prune"), only=[f"prune_{i}" for i in range(1, args.prune_rounds + 1)])
-        metrics = json.loads((work / "progressive" / "state.json").read_text())["metrics"]
+        metrics = json.loads((run_dir / "state.json").read_text())["metrics"]
         for i in range(1, args.prune_rounds + 1):
-            if f"prune_{i}" not in metrics:
+            m = metrics.get(f"prune_{i}")
+            if m is None:
                 break
-            m = metrics[f"prune_{i}"]
-            pruned = stage_model(work / "progressive", f"prune_{i}")
-            add_row(f"6.{i} after pruning round {i}", pruned,
-                    f"{m['widths']}, {cfg.prune.finetune_steps} fine-tune steps",
-                    {"val_psnr_y_before_finetune": m.get("psnr_y_before_finetune")},
-                    latency=measure_latency(pruned.config, (args.latency_size,) * 2),
-                    ref=("progressive", f"prune_{i}"))
+            pruned = stage_model(run_dir, f"prune_{i}")
+            rows.append({"row": f"6.{i} after pruning round {i}", "key": f"prune_{i}", "seed": seed,
+                         "note": f"{m['widths']}, {cfg.prune.finetune_steps} fine-tune steps",
+                         "val_psnr_y_before_finetune": m.get("psnr_y_before_finetune"),
+                         **row_record(pruned, args, measure_latency(pruned.config, (args.latency_size,) * 2)),
+                         "model_ref": {"run": run_dir.name, "stage": f"prune_{i}"}})
+    write_json(done, rows)
+    return rows
 
-    retime(results, work, args.latency_size)
-    results["total_seconds"] = round(time.monotonic() - t_start, 1)
+
+def collect(work: Path) -> list[dict[str, Any]]:
+    """Every finished row in the work folder, rows 1-4 per seed first, then 5 and 6."""
+    rows = [json.loads(p.read_text()) for p in sorted(work.glob("*-s*/row.json"))]
+    order = list(ROWS)
+    rows.sort(key=lambda r: (order.index(r["key"]), r["seed"]))
+    for p in sorted(work.glob("*-s*/post.json")):
+        rows.extend(json.loads(p.read_text()))
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]], bicubic: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per row: mean over seeds, the spread (max - min) that is the noise band, and the gap to bicubic."""
+    out = []
+    for key in dict.fromkeys(r["key"] for r in rows):
+        group = [r for r in rows if r["key"] == key]
+        entry: dict[str, Any] = {"row": group[0]["row"], "key": key, "seeds": [r["seed"] for r in group]}
+        for metric in ("set5_psnr_y", "set14_psnr_y"):
+            values = [r[metric] for r in group]
+            entry[metric] = round(statistics.mean(values), 3)
+            entry[metric + "_spread"] = round(max(values) - min(values), 3)
+            entry[metric + "_over_bicubic"] = round(statistics.mean(values) - bicubic[metric], 3)
+        entry["params"] = group[0]["params"]
+        entry["latency_s_per_mp"] = round(min(r["latency_s_per_mp"] for r in group), 4)
+        out.append(entry)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    t_start = time.monotonic()
+    data = pick_data(args)
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.steps <= 0 and not args.report:
+        teacher_module = load_model(SHARED / "reference" / "dipnet_official_x4.pth").module \
+            if args.teacher == "official" else DIPNet(DIPNetConfig.uniform(48, 48, 8))
+        sec = calibrate(args, teacher_module)
+        rows = 4 * len(args.seeds) + args.prune_rounds * args.prune_finetune_frac
+        args.steps = max(20, int(0.7 * args.budget_min * 60 / (rows * sec)))
+        print(f"calibration: {sec:.2f} s/step -> {args.steps} steps per row", flush=True)
+    if not args.report:
+        check_work_dir(work, signature(args, data))
+    print(f"data: {', '.join(map(str, data))}; work dir: {work}; torch threads: {torch.get_num_threads()}",
+          flush=True)
+    reference, teacher_file = reference_scores(args, work, data)
+    if not args.report:
+        for key in (k for k in ROWS if k in args.rows):
+            for seed in args.seeds:
+                train_row(args, key, seed, data, teacher_file, work)
+        if "post" in args.rows:
+            post_rows(args, data, teacher_file, work)
+    rows = collect(work)
+    results: dict[str, Any] = {"settings": json.loads((work / "settings.json").read_text())
+                               if (work / "settings.json").exists() else {}, "reference": reference, "rows": rows}
+    if args.retime:
+        retime(results, work, args.latency_size)
+    results["summary"] = summarize(rows, reference["bicubic"])
+    results["seconds_this_invocation"] = round(time.monotonic() - t_start, 1)
     write_json(args.json, results)
     print_table(results)
     return 0
 
 
-_DEFAULT_REFS = [("plain", "distill_1"), ("enhanced", "distill_1"), ("anchor", "distill_1"),
-                 ("progressive", None), ("progressive", "reparam")]
-
-
-def _row_model(row: dict[str, Any], index: int, work: Path) -> torch.nn.Module | None:
-    ref = row.get("model_ref")
-    if ref is None:  # JSON from before model_ref existed: rows are in a fixed order
-        run, stage = _DEFAULT_REFS[index] if index < len(_DEFAULT_REFS) else (
-            "progressive", f"prune_{row['row'].split('round ')[-1]}")
-        if stage is None:
-            stage = max(p.name for p in (work / run / "stages").glob("distill_*"))
-        ref = {"run": run, "stage": stage}
+def _row_model(row: dict[str, Any], work: Path) -> torch.nn.Module | None:
+    ref = row["model_ref"]
     path = work / ref["run"] / "stages" / ref["stage"] / "model.pt"
     if not path.exists():
         return None
@@ -350,7 +443,7 @@ def retime(results: dict[str, Any], work: Path, size: int, rounds: int = 7) -> N
     interleaving exposes all rows to the same conditions, and the minimum over rounds
     is the least disturbed estimate.
     """
-    models = [(r, _row_model(r, i, work)) for i, r in enumerate(results["rows"])]
+    models = [(r, _row_model(r, work)) for r in results["rows"]]
     models = [(r, m.cpu().eval()) for r, m in models if m is not None]
     x = torch.rand(1, 3, size, size)
     best = [float("inf")] * len(models)
@@ -369,29 +462,20 @@ def retime(results: dict[str, Any], work: Path, size: int, rounds: int = 7) -> N
                                  f"{torch.get_num_threads()} torch threads")
 
 
-def retime_main(args: argparse.Namespace) -> int:
-    results = json.loads(Path(args.json).read_text())
-    retime(results, Path(args.work_dir), args.latency_size)
-    write_json(args.json, results)
-    print_table(results)
-    return 0
-
-
 def print_table(results: dict[str, Any]) -> None:
     ref = results["reference"]
-    print("\n| row | Set5 PSNR-Y | Set5 SSIM-Y | Set14 PSNR-Y | Set14 SSIM-Y | params | s/MP (CPU) | note |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
-    b = ref["bicubic"]
-    print(f"| bicubic | {b['set5_psnr_y']:.2f} | {b['set5_ssim_y']:.4f} | {b['set14_psnr_y']:.2f} | "
-          f"{b['set14_ssim_y']:.4f} | - | - | reference |")
-    t = ref["teacher"]
-    print(f"| teacher | {t['set5_psnr_y']:.2f} | {t['set5_ssim_y']:.4f} | {t['set14_psnr_y']:.2f} | "
-          f"{t['set14_ssim_y']:.4f} | {t['params']} | - | {Path(t['file']).name} |")
-    for r in results["rows"]:
-        print(f"| {r['row']} | {r['set5_psnr_y']:.2f} | {r['set5_ssim_y']:.4f} | {r['set14_psnr_y']:.2f} | "
-              f"{r['set14_ssim_y']:.4f} | {r['params']} | {r['latency_s_per_mp']:.3f} | {r['note']} |")
-    if "total_seconds" in results:
-        print(f"\ntotal {results['total_seconds'] / 60:.1f} min", flush=True)
+    b, t = ref["bicubic"], ref["teacher"]
+    print("\n| row | seeds | Set5 PSNR-Y (spread) | over bicubic | Set14 PSNR-Y (spread) | over bicubic | params "
+          "| s/MP (CPU) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print(f"| bicubic | - | {b['set5_psnr_y']:.3f} | - | {b['set14_psnr_y']:.3f} | - | - | - |")
+    print(f"| teacher ({Path(t['file']).name}) | - | {t['set5_psnr_y']:.3f} | - | {t['set14_psnr_y']:.3f} | - "
+          f"| {t['params']} | - |")
+    for r in results["summary"]:
+        seeds = ",".join(map(str, r["seeds"]))
+        print(f"| {r['row']} | {seeds} | {r['set5_psnr_y']:.3f} ({r['set5_psnr_y_spread']:.3f}) | "
+              f"{r['set5_psnr_y_over_bicubic']:+.3f} | {r['set14_psnr_y']:.3f} ({r['set14_psnr_y_spread']:.3f}) | "
+              f"{r['set14_psnr_y_over_bicubic']:+.3f} | {r['params']} | {r['latency_s_per_mp']:.3f} |")
     if "latency_method" in results:
         print(f"speed: {results['latency_method']}", flush=True)
 
