@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bound", type=float, default=0.05, help="largest PSNR-Y loss kept, dB (default 0.05)")
     p.add_argument("--qat-steps", type=int, default=0, help="fine-tune first (see dipnet export --qat-steps)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1: a shared machine)")
+    p.add_argument("--float-also", nargs="+", default=[], metavar="PATTERN",
+                   help="keep these convs in float too (node-name parts, e.g. /esa/ /c5/) when the default "
+                        "recipe loses more than the bound")
     args = p.parse_args(argv)
 
     from dipnet_core.engine import export_onnx_bytes, hardware
@@ -50,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from dipnet_core.models import load_model
 
     model = args.model
+    recipe = replace(QAT_RECIPE, float_convs=QAT_RECIPE.float_convs + tuple(args.float_also))
     stem = model.name[: -len(model.suffix)]
     target = model.with_name(stem + ".int8.onnx")
     tmp = model.with_name(f".{stem}.int8.onnx.new")
@@ -61,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         from dipnet_core.train.qat import QATConfig, export_qat_int8
 
         cfg = QATConfig(steps=args.qat_steps, train_dirs=list(args.calibration), log_every=50)
-        record = export_qat_int8(loaded.module, tmp, cfg, args.calibration, args.eval, QAT_RECIPE,
+        record = export_qat_int8(loaded.module, tmp, cfg, args.calibration, args.eval, recipe,
                                  descriptor=loaded.descriptor)
     else:
-        record = export_int8(fp32, tmp, args.calibration, eval_sets=args.eval, recipe=QAT_RECIPE,
+        record = export_int8(fp32, tmp, args.calibration, eval_sets=args.eval, recipe=recipe,
                              scale=loaded.descriptor.scale, threads=args.threads)
     print(f"quantized in {time.monotonic() - t0:.0f} s ({record['recipe']})")
     for name, loss in sorted(record["loss_db"].items()):

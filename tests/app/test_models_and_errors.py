@@ -103,8 +103,8 @@ def test_unexpected_errors_are_logged_and_reported_once(
 
 def _hr_folder(root: Path, count: int = 3) -> Path:
     folder = root / "my-photos"
-    for i in range(count):
-        write_png(folder / f"crop{i}.png", 96, 80, seed=i)
+    for i in range(count):  # 128x112: crops that hold edges (smaller ones here are nearly flat, 40 dB for any method)
+        write_png(folder / f"crop{i}.png", 128, 112, seed=i)
     (folder / "notes.png").write_bytes(b"not an image")  # skipped, reported, never fatal
     return folder
 
@@ -125,7 +125,7 @@ def test_measure_quality_scores_the_model_on_a_folder(window: object, qtbot: obj
     recorded = w.ctx.library.get(entry.id).quality  # type: ignore[attr-defined]
     assert recorded["psnr_y"] == pytest.approx(expected["psnr_y"], abs=1e-3)
     assert recorded["bicubic_psnr_y"] == pytest.approx(expected["bicubic_psnr_y"], abs=1e-3)
-    assert recorded["psnr_y"] > recorded["bicubic_psnr_y"]  # the built-in model beats bicubic on real crops
+    assert recorded["psnr_y"] > recorded["bicubic_psnr_y"] + 0.2  # the built-in model beats bicubic (+0.39 dB)
     row = [e.id for e in w.ctx.library.entries()].index(entry.id)  # type: ignore[attr-defined]
     assert "my-photos" in w.models_view.table.item(row, 5).text()  # type: ignore[attr-defined]
     w.models_view.select_id(entry.id)  # type: ignore[attr-defined]
