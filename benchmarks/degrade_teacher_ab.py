@@ -29,13 +29,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_degraded as bench  # noqa: E402
+import bench_degraded as bench
 
-from dipnet_core.train.config import ProgressiveStage, load_config  # noqa: E402
-from dipnet_core.train.stages.common import resolve_model_path  # noqa: E402
-from dipnet_core.train.context import load_stage_model  # noqa: E402
-from dipnet_core.eval import make_runner  # noqa: E402
-from dipnet_core.train.pipeline import run_pipeline  # noqa: E402
+from dipnet_core.eval import make_runner
+from dipnet_core.models.config import DIPNetConfig
+from dipnet_core.train.config import ProgressiveStage, load_config
+from dipnet_core.train.context import load_stage_model
+from dipnet_core.train.pipeline import run_pipeline
+from dipnet_core.train.stages.common import resolve_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS = ("degraded", "clean")
@@ -47,13 +48,13 @@ def continue_teacher_from_file(cfg: Any) -> None:
     degraded crops and one on clean crops, so the only difference between them is what it sees."""
     path = resolve_model_path(str(cfg.teacher.path), "teacher.path")
     _, payload = load_stage_model(path)
-    arch = payload["arch"]["config"]
-    widths = {(b["mid1"], b["mid2"], b["esa"]) for b in arch["blocks"]}
-    if len(widths) != 1 or arch["blocks"][0]["mid1"] != arch["blocks"][0]["mid2"]:
+    arch = DIPNetConfig.from_dict(payload["arch"]["config"])
+    widths = {(b.mid1, b.mid2, b.esa) for b in arch.blocks}
+    if len(widths) != 1 or arch.blocks[0].mid1 != arch.blocks[0].mid2:
         raise SystemExit(f"error: {path}: a teacher with uneven block widths cannot be continued here")
     mid, _, esa = widths.pop()
     cfg.teacher.kind, cfg.teacher.init, cfg.teacher.path = "train", str(path), None
-    cfg.teacher.feat, cfg.teacher.mid, cfg.teacher.n_blocks, cfg.teacher.esa = arch["feat"], mid, len(arch["blocks"]), esa
+    cfg.teacher.feat, cfg.teacher.mid, cfg.teacher.n_blocks, cfg.teacher.esa = arch.feat, mid, len(arch.blocks), esa
 
 
 def main(argv: list[str] | None = None) -> int:

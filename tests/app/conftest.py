@@ -12,7 +12,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
-from studio_testutil import write_png
+from studio_testutil import UnexpectedModalDialog, write_png
 
 import app  # noqa: F401  # the app package itself, before the tests import its modules
 
@@ -79,6 +79,49 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         import gc
 
         gc.collect()
+
+
+_MODAL_ENTRY_POINTS = {
+    "QMessageBox": ("question", "information", "warning", "critical", "about", "aboutQt"),
+    "QFileDialog": ("getOpenFileName", "getOpenFileNames", "getSaveFileName", "getExistingDirectory"),
+    "QInputDialog": ("getText", "getInt", "getDouble", "getItem", "getMultiLineText"),
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_modal_dialogs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fail, instead of hanging, when code under test opens a modal dialog the test did not answer.
+
+    A modal dialog runs its own event loop and waits for a click that never comes offscreen, so
+    the suite used to hang there. Tests that expect a dialog answer it by patching the same
+    entry point with ``monkeypatch`` (their patch, made later, wins). The raise reaches the test
+    directly or, from a slot, through pytest-qt's exception capture; the list catches any call
+    whose exception was swallowed on the way.
+    """
+    from PySide6 import QtWidgets
+
+    opened: list[str] = []
+
+    def refuse(name: str):
+        def entry(*args: object, **kwargs: object) -> object:
+            texts = [a for a in args if isinstance(a, str)]
+            opened.append(f"{name}{tuple(texts)!r}")
+            raise UnexpectedModalDialog(f"unexpected modal dialog {name} {texts!r}: answer it in the test")
+
+        return staticmethod(entry)
+
+    for cls_name, methods in _MODAL_ENTRY_POINTS.items():
+        cls = getattr(QtWidgets, cls_name)
+        for method in methods:
+            monkeypatch.setattr(cls, method, refuse(f"{cls_name}.{method}"))
+
+    def refuse_exec(self: QtWidgets.QDialog, *args: object) -> int:
+        opened.append(f"{type(self).__name__}.exec")
+        raise UnexpectedModalDialog(f"unexpected modal {type(self).__name__}.exec(): answer it in the test")
+
+    monkeypatch.setattr(QtWidgets.QDialog, "exec", refuse_exec)
+    yield opened
+    assert not opened, f"modal dialog(s) opened during the test: {opened}"
 
 
 @pytest.fixture(autouse=True)

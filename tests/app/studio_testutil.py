@@ -24,3 +24,7 @@ def write_png(path: Path, w: int, h: int, seed: int = 0, alpha: bool = False) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(arr)).save(path)
     return path
+
+
+class UnexpectedModalDialog(AssertionError):
+    """A test reached a modal dialog it did not answer: offscreen, nobody could close it."""

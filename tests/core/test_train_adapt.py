@@ -95,12 +95,12 @@ def test_adapt_run_starts_from_the_builtin_model_and_compares_against_it(
     assert [type(e).__name__ for e in seen[-2:]] == ["Comparison", "RunFinished"]
     assert seen[-1].metrics["comparison"] == c
     # the model file carries its comparison, for whoever installs it later
-    from dipnet_core.train.stages.compare import model_comparison
+    from dipnet_core.models.loader import read_descriptor
 
-    recorded = model_comparison(result.model_path)
+    recorded = read_descriptor(result.model_path).comparison
     assert recorded is not None and recorded["datasets"] == c["datasets"]
     assert recorded["worse_than_reference"] == c["worse_than_reference"]
-    assert model_comparison(BUILTIN) is None
+    assert read_descriptor(BUILTIN).comparison is None
     # the starting model's score is the built-in model's own, computed independently
     from dipnet_core.eval import evaluate
 

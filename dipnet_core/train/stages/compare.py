@@ -20,14 +20,14 @@ from typing import Any
 import dipnet_core
 
 from ...eval import evaluate, evaluate_pairs
-from ...models.loader import load_model, read_descriptor, save_model
+from ...models.loader import load_model, save_model
 from ...resources import builtin_model_path
 from .. import events as ev
 from ..context import RunContext
 from ..distributed import broadcast_object
 from .common import done_metrics, resolve_model_path
 
-__all__ = ["STAGE", "compare", "default_benchmark_dir", "model_comparison"]
+__all__ = ["STAGE", "compare", "default_benchmark_dir"]
 
 STAGE = "comparison"
 _DEFAULT_BENCHMARK = Path("benchmarks") / "Set5"
@@ -107,11 +107,6 @@ def _record_in_model(path: Path, comparison: dict[str, Any]) -> None:
     assert loaded.module is not None
     loaded.descriptor.training = {**(loaded.descriptor.training or {}), "comparison": comparison}
     save_model(path, loaded.module, loaded.descriptor)
-
-
-def model_comparison(path: str | Path) -> dict[str, Any] | None:
-    """The comparison recorded in a model file trained here (None for any other model file)."""
-    return read_descriptor(path).comparison
 
 
 def compare(ctx: RunContext) -> dict[str, Any]:
