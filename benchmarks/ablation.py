@@ -295,6 +295,16 @@ def reference_scores(args: argparse.Namespace, work: Path, data: list[Path]) -> 
     return ref, teacher_file
 
 
+def row_train_seconds(run_dir: Path, names: list[str]) -> dict[str, Any]:
+    """The row's optimisation time over all the sessions that trained it (the stages record it)."""
+    stages = json.loads((run_dir / "state.json").read_text())["metrics"]
+    record: dict[str, Any] = {"train_seconds": round(sum(stages[n]["train_seconds"] for n in names), 1)}
+    partial = {n: stages[n]["train_seconds_since_step"] for n in names if "train_seconds_since_step" in stages[n]}
+    if partial:  # resumed from checkpoints older than the time record: only the later steps are counted
+        record["train_seconds_since_step"] = partial
+    return record
+
+
 def train_row(args: argparse.Namespace, key: str, seed: int, data: list[Path], teacher_file: Path,
               work: Path) -> dict[str, Any]:
     """One of rows 1-4 for one seed: trained (or resumed), scored, recorded in ``<key>-s<seed>/row.json``."""
@@ -309,7 +319,6 @@ def train_row(args: argparse.Namespace, key: str, seed: int, data: list[Path], t
     if progressive:
         cfg.distill.stages = progressive_stages(args)
     names = [f"distill_{k}" for k in range(1, len(cfg.distill.stages) + 1)]
-    t0 = time.monotonic()
     result = run_pipeline(cfg, Printer(f"{key} s{seed}"), only=names)  # resumes an interrupted row
     if result.status == "cancelled":
         sys.exit(f"{key} seed {seed}: cancelled; run the same command again to resume")
@@ -317,7 +326,7 @@ def train_row(args: argparse.Namespace, key: str, seed: int, data: list[Path], t
     model.set_fuse_in_forward(False)  # score and time the real multi-branch form
     row = {"row": title, "key": key, "seed": seed,
            "note": f"{args.steps} steps, patches {'->'.join(str(s.lr_patch) for s in cfg.distill.stages)}",
-           **row_record(model, args), "train_seconds": round(time.monotonic() - t0, 1), "steps": args.steps,
+           **row_record(model, args), **row_train_seconds(run_dir, names), "steps": args.steps,
            "model_ref": {"run": run_dir.name, "stage": names[-1]}}
     write_json(done, row)
     print(f"== {title}, seed {seed}: Set5 {row['set5_psnr_y']:.3f} dB, Set14 {row['set14_psnr_y']:.3f} dB", flush=True)

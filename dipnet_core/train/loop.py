@@ -223,6 +223,9 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
     start, metrics = 0, {"steps": spec.steps, "lr_patch": spec.lr_patch, "batch": spec.batch}
     history: list[dict[str, Any]] = []
     probe_start: float | None = None
+    # Optimisation time of earlier processes, carried in the checkpoint so a stage resumed across
+    # sessions reports its whole training time, not only the last stretch.
+    seconds_before = 0.0
 
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
@@ -234,7 +237,14 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
         restore_rng(ckpt["rng"])
         start, history = int(ckpt["step"]), list(ckpt.get("val_history", []))
         probe_start = ckpt.get("probe_start")
+        if "train_seconds" in ckpt:
+            seconds_before = float(ckpt["train_seconds"])
+        elif start > 0:  # a checkpoint written before the time was recorded
+            metrics["train_seconds_since_step"] = start
         ctx.log(f"{spec.name}: resuming from {ckpt_path} at step {start}")
+
+    def train_seconds() -> float:  # only called once the loop below has set t0
+        return seconds_before + time.monotonic() - t0
 
     def save(step: int) -> None:
         if not ctx.is_main:
@@ -245,7 +255,7 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
             "optimizer": optimizer.state_dict(), "ema": ema.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else {},
             "rng": capture_rng(), "val_history": history, "probe_start": probe_start,
-            "run_config": config_to_dict(cfg),
+            "run_config": config_to_dict(cfg), "train_seconds": train_seconds(),
         })
         ctx.emit(ev.CheckpointSaved(str(ckpt_path), spec.name, step))
 
@@ -350,7 +360,7 @@ def train_loop(ctx: RunContext, spec: StageSpec, net: TrainNet, loss_fn: LossFn,
     metrics["val_history"] = history
     metrics["probe_loss_start"] = probe_start
     metrics["probe_loss_end"] = probe_loss()
-    metrics["train_seconds"] = round(time.monotonic() - t0, 2)
+    metrics["train_seconds"] = round(train_seconds(), 2)
     return LoopResult(net, ema, metrics)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -64,6 +65,8 @@ def test_resume_after_kill_9_continues_with_the_same_losses(tiny_config: Callabl
     assert proc.returncode == -9, proc.stderr
     ckpt = load_checkpoint(killed / "stages" / "distill_1" / "checkpoint.pt")
     assert ckpt["step"] == 6
+    seconds_before_kill = ckpt["train_seconds"]
+    assert seconds_before_kill > 0
 
     again = Recorder("distill_1")
     result = run_pipeline(resume_config(killed), again, resume=True, only=only)
@@ -73,6 +76,9 @@ def test_resume_after_kill_9_continues_with_the_same_losses(tiny_config: Callabl
         assert again.losses[step] == pytest.approx(ref.losses[step], abs=1e-6), step
     started = [e for e in again.events if isinstance(e, ev.StageStarted)]
     assert started[0].stage == "distill_1" and started[0].start_step == 6  # teacher was not retrained
+    # the stage's training time includes the killed process's six steps, not only the resumed four
+    stage = json.loads((killed / "state.json").read_text())["metrics"]["distill_1"]
+    assert stage["train_seconds"] > seconds_before_kill and "train_seconds_since_step" not in stage
 
 
 def test_cancel_stops_within_one_step_and_resumes(tiny_config: Callable[[Path], TrainConfig],
