@@ -77,6 +77,15 @@ ROWS = {  # key: (title, alpha, beta, progressive)
     "anchor": ("3 + multi-anchor distillation", 1.0, None, False),
     "progressive": ("4 + progressive learning", 1.0, None, True),
 }
+#: A/B rows for the training options (issue 14): row 3 with one setting changed, same teacher, data
+#: and budget, so each compares with row 3's two seeds. key: (title, {config section.field: value}).
+OPTIONS = {
+    "opt-ensemble": ("3 + x8 teacher self-ensemble in the enhanced-HR target",
+                     {"distill.teacher_self_ensemble": True}),
+    "opt-freq": ("3 + frequency-domain L1 (weight 0.05)", {"distill.freq_weight": 0.05}),
+    "opt-noema": ("3 without EMA (the raw weights)", {"distill.ema_decay": 0.0}),
+    "opt-wallpapers": ("3 on the wallpapers only (no BSD200/T91)", {"data.train_dirs": "first"}),
+}
 #: Settings that make two rows comparable; a work folder holds rows of one setting only.
 SIGNATURE_KEYS = ("data", "steps", "patch", "batch", "progressive", "student", "teacher", "teacher_steps", "beta",
                   "prune_rounds", "prune_finetune_frac", "lr")
@@ -104,9 +113,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of rows 1-4 (the noise band)")
-    p.add_argument("--rows", nargs="+", choices=[*ROWS, "post"], default=[*ROWS, "post"],
+    p.add_argument("--rows", nargs="+", choices=[*ROWS, "post", *OPTIONS], default=[*ROWS, "post"],
                    help="rows to run here (post = reparameterization and pruning of the first seed's "
-                        "progressive run); split them over processes to use several cores")
+                        "progressive run; opt-* = row 3 with one training option changed, not run by "
+                        "default); split them over processes to use several cores")
+    p.add_argument("--option-seeds", type=int, nargs="+", default=[0], help="seeds of the opt-* rows")
     p.add_argument("--work-dir", default=str(ROOT / "runs" / "ablation"))
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "ablation.json"))
     p.add_argument("--set5", default=str(SHARED / "benchmarks" / "Set5"))
@@ -312,10 +323,15 @@ def train_row(args: argparse.Namespace, key: str, seed: int, data: list[Path], t
     done = run_dir / "row.json"
     if done.exists():
         return json.loads(done.read_text())
-    title, alpha, beta, progressive = ROWS[key]
+    title, alpha, beta, progressive = ROWS[key] if key in ROWS else ROWS["anchor"]
     beta = args.beta if beta is None else beta
     cfg = base_config(args, data, run_dir, teacher_file if alpha or beta else None, seed)
     cfg.distill.alpha, cfg.distill.beta = alpha, beta
+    if key in OPTIONS:
+        title, changes = OPTIONS[key]
+        for dotted, value in changes.items():
+            section, field = dotted.split(".")
+            setattr(getattr(cfg, section), field, cfg.data.train_dirs[:1] if value == "first" else value)
     if progressive:
         cfg.distill.stages = progressive_stages(args)
     names = [f"distill_{k}" for k in range(1, len(cfg.distill.stages) + 1)]
@@ -370,13 +386,12 @@ def post_rows(args: argparse.Namespace, data: list[Path], teacher_file: Path, wo
 
 
 def collect(work: Path) -> list[dict[str, Any]]:
-    """Every finished row in the work folder, rows 1-4 per seed first, then 5 and 6."""
+    """Every finished row in the work folder: rows 1-4 per seed, then 5 and 6, then the option A/Bs."""
     rows = [json.loads(p.read_text()) for p in sorted(work.glob("*-s*/row.json"))]
-    order = list(ROWS)
+    order = [*ROWS, *OPTIONS]
     rows.sort(key=lambda r: (order.index(r["key"]), r["seed"]))
-    for p in sorted(work.glob("*-s*/post.json")):
-        rows.extend(json.loads(p.read_text()))
-    return rows
+    post = [r for p in sorted(work.glob("*-s*/post.json")) for r in json.loads(p.read_text())]
+    return [r for r in rows if r["key"] in ROWS] + post + [r for r in rows if r["key"] in OPTIONS]
 
 
 def summarize(rows: list[dict[str, Any]], bicubic: dict[str, Any]) -> list[dict[str, Any]]:
@@ -422,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
                 train_row(args, key, seed, data, teacher_file, work)
         if "post" in args.rows:
             post_rows(args, data, teacher_file, work)
+        for key in (k for k in OPTIONS if k in args.rows):
+            for seed in args.option_seeds:
+                train_row(args, key, seed, data, teacher_file, work)
     rows = collect(work)
     results: dict[str, Any] = {"settings": json.loads((work / "settings.json").read_text())
                                if (work / "settings.json").exists() else {}, "reference": reference, "rows": rows}
