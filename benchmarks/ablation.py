@@ -84,6 +84,7 @@ OPTIONS = {
                      {"distill.teacher_self_ensemble": True}),
     "opt-freq": ("3 + frequency-domain L1 (weight 0.05)", {"distill.freq_weight": 0.05}),
     "opt-noema": ("3 without EMA (the raw weights)", {"distill.ema_decay": 0.0}),
+    "opt-constant-lr": ("3 with a constant LR after warm-up (no cosine decay)", {"distill.min_lr_ratio": 1.0}),
     "opt-wallpapers": ("3 on the wallpapers only (no BSD200/T91)", {"data.train_dirs": "first"}),
 }
 #: Settings that make two rows comparable; a work folder holds rows of one setting only.
