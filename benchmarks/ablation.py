@@ -412,6 +412,37 @@ def summarize(rows: list[dict[str, Any]], bicubic: dict[str, Any]) -> list[dict[
     return out
 
 
+#: What each row is measured against: the row it adds one ingredient to.
+BASELINE = {"enhanced": "plain", "anchor": "enhanced", "progressive": "anchor", "reparam": "progressive",
+            "prune_1": "reparam", **{f"prune_{i}": f"prune_{i - 1}" for i in range(2, 10)},
+            **dict.fromkeys(OPTIONS, "anchor")}
+
+
+def judge(summary: list[dict[str, Any]]) -> None:
+    """Add to each row its gain over its baseline row and whether that gain is beyond the noise.
+
+    The noise band is the larger seed spread (max - min over seeds) of the two rows compared, and
+    never less than the largest spread among the seeded rows: a single-seed row (options, 5, 6)
+    has no spread of its own, and two seeds give a crude band, so the widest one measured is the
+    honest floor.
+    """
+    by_key = {r["key"]: r for r in summary}
+    floor = {m: max((r[m + "_spread"] for r in summary if len(r["seeds"]) > 1), default=0.0)
+             for m in ("set5_psnr_y", "set14_psnr_y")}
+    for r in summary:
+        base = by_key.get(BASELINE.get(r["key"], ""))
+        if base is None:
+            continue
+        r["baseline"] = base["key"]
+        for m, name in (("set5_psnr_y", "set5"), ("set14_psnr_y", "set14")):
+            gain = round(r[m] - base[m], 3)
+            band = round(max(r[m + "_spread"], base[m + "_spread"], floor[m]), 3)
+            r[f"{name}_gain_db"], r[f"{name}_noise_band_db"] = gain, band
+            r[f"{name}_beyond_noise"] = abs(gain) > band
+        if r["key"] == "reparam" or r["key"].startswith("prune_"):  # rows 1-4 and options share one network
+            r["speed_ratio_vs_baseline"] = round(base["latency_s_per_mp"] / r["latency_s_per_mp"], 3)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads > 0:
@@ -447,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.retime:
         retime(results, work, args.latency_size)
     results["summary"] = summarize(rows, reference["bicubic"])
+    judge(results["summary"])
     results["seconds_this_invocation"] = round(time.monotonic() - t_start, 1)
     write_json(args.json, results)
     print_table(results)
@@ -494,16 +526,26 @@ def print_table(results: dict[str, Any]) -> None:
     ref = results["reference"]
     b, t = ref["bicubic"], ref["teacher"]
     print("\n| row | seeds | Set5 PSNR-Y (spread) | over bicubic | Set14 PSNR-Y (spread) | over bicubic | params "
-          "| s/MP (CPU) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    print(f"| bicubic | - | {b['set5_psnr_y']:.3f} | - | {b['set14_psnr_y']:.3f} | - | - | - |")
+          "| s/MP (CPU) | gain over (Set5 / Set14, noise band) | speed vs it |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    print(f"| bicubic | - | {b['set5_psnr_y']:.3f} | - | {b['set14_psnr_y']:.3f} | - | - | - | - | - |")
     print(f"| teacher ({Path(t['file']).name}) | - | {t['set5_psnr_y']:.3f} | - | {t['set14_psnr_y']:.3f} | - "
-          f"| {t['params']} | - |")
+          f"| {t['params']} | - | - | - |")
     for r in results["summary"]:
         seeds = ",".join(map(str, r["seeds"]))
+        gain = speed = "-"
+        if "baseline" in r:
+            marks = ["**" if r[f"{n}_beyond_noise"] else "" for n in ("set5", "set14")]
+            gain = (f"{r['baseline']}: {marks[0]}{r['set5_gain_db']:+.3f}{marks[0]} / "
+                    f"{marks[1]}{r['set14_gain_db']:+.3f}{marks[1]} (±{r['set5_noise_band_db']:.3f} / "
+                    f"±{r['set14_noise_band_db']:.3f})")
+            speed = f"{r['speed_ratio_vs_baseline']:.2f}x" if "speed_ratio_vs_baseline" in r else "same network"
         print(f"| {r['row']} | {seeds} | {r['set5_psnr_y']:.3f} ({r['set5_psnr_y_spread']:.3f}) | "
               f"{r['set5_psnr_y_over_bicubic']:+.3f} | {r['set14_psnr_y']:.3f} ({r['set14_psnr_y_spread']:.3f}) | "
-              f"{r['set14_psnr_y_over_bicubic']:+.3f} | {r['params']} | {r['latency_s_per_mp']:.3f} |")
+              f"{r['set14_psnr_y_over_bicubic']:+.3f} | {r['params']} | {r['latency_s_per_mp']:.3f} | {gain} | "
+              f"{speed} |")
+    print("gain: over the row it adds one thing to; bold where larger than the noise band (the larger seed "
+          "spread of the two rows, at least the widest spread measured)")
     if "latency_method" in results:
         print(f"speed: {results['latency_method']}", flush=True)
 
