@@ -85,8 +85,18 @@ OPTIONS = {
     "opt-freq": ("3 + frequency-domain L1 (weight 0.05)", {"distill.freq_weight": 0.05}),
     "opt-noema": ("3 without EMA (the raw weights)", {"distill.ema_decay": 0.0}),
     "opt-constant-lr": ("3 with a constant LR after warm-up (no cosine decay)", {"distill.min_lr_ratio": 1.0}),
-    "opt-wallpapers": ("3 on the wallpapers only (no BSD200/T91)", {"data.train_dirs": "first"}),
+    "opt-wallpapers": ("3 on the wallpapers only (no BSD200/T91)",
+                       {"data.train_dirs": lambda c: c.data.train_dirs[:1]}),
+    "opt-mix": ("3 with half the crops from the wallpapers (data.train_weights; default ~1/6)",
+                {"data.train_weights": lambda c: _half_from_first(len(c.data.train_dirs))}),
 }
+
+
+def _half_from_first(n_folders: int) -> list[float]:
+    """Folder weights giving the first folder (the wallpapers) half the crops, the rest the other half."""
+    if n_folders < 2:
+        sys.exit("error: opt-mix needs at least two --data folders")
+    return [1.0] + [1.0 / (n_folders - 1)] * (n_folders - 1)
 #: Settings that make two rows comparable; a work folder holds rows of one setting only.
 SIGNATURE_KEYS = ("data", "steps", "patch", "batch", "progressive", "student", "teacher", "teacher_steps", "beta",
                   "prune_rounds", "prune_finetune_frac", "lr")
@@ -332,7 +342,7 @@ def train_row(args: argparse.Namespace, key: str, seed: int, data: list[Path], t
         title, changes = OPTIONS[key]
         for dotted, value in changes.items():
             section, field = dotted.split(".")
-            setattr(getattr(cfg, section), field, cfg.data.train_dirs[:1] if value == "first" else value)
+            setattr(getattr(cfg, section), field, value(cfg) if callable(value) else value)
     if progressive:
         cfg.distill.stages = progressive_stages(args)
     names = [f"distill_{k}" for k in range(1, len(cfg.distill.stages) + 1)]

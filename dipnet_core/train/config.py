@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from ..errors import ConfigError as _CoreConfigError
 from ..models.blocks import min_input_size
@@ -63,6 +63,10 @@ class ConfigError(_CoreConfigError):
 @dataclass
 class DataConfig:
     train_dirs: list[str] = field(default_factory=list)
+    # Share of the training crops drawn from each train_dirs folder (same order, relative weights).
+    # Empty: every image is equally likely, so a folder of many small photos outweighs a few large
+    # wallpapers; weights set the mix per folder instead, whatever the image counts.
+    train_weights: list[float] = field(default_factory=list)
     # Validation: a folder of HR images, or else a deterministic fraction of the training images.
     val_dir: str | None = None
     val_fraction: float = 0.05
@@ -268,6 +272,13 @@ class TrainConfig:
             raise ConfigError(f"data.hr_scales must be in (0, 1] and include 1.0, got {self.data.hr_scales}")
         if self.data.paired_lr_dirs and self.data.hr_scales != [1.0]:
             raise ConfigError("data.hr_scales cannot be combined with data.paired_lr_dirs (the pairs fix the HR size)")
+        if self.data.train_weights:
+            w = self.data.train_weights
+            if len(w) != len(self.data.train_dirs):
+                raise ConfigError(f"data.train_weights has {len(w)} value(s) for {len(self.data.train_dirs)} "
+                                  "folder(s) in data.train_dirs: give one weight per folder")
+            if any(not math.isfinite(v) or v < 0 for v in w) or sum(w) <= 0:
+                raise ConfigError(f"data.train_weights must be >= 0 with a positive sum, got {w}")
         if self.data.texture_tries < 1:
             raise ConfigError(f"data.texture_tries must be >= 1, got {self.data.texture_tries}")
         if self.data.degradation is not None:

@@ -107,6 +107,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[ImageSet, list[ValItem], list[tuple[
     min_side = min_input_size() * d.scale  # below this not even one LR patch fits the ESA branch
     skipped: list[tuple[str, str]] = []
     paths: list[Path] = []
+    folder_of: dict[Path, int] = {}
     lr_paths: list[Path] | None = [] if d.paired_lr_dirs else None
     if d.paired_lr_dirs and len(d.paired_lr_dirs) != len(d.train_dirs):
         raise ValueError("data.paired_lr_dirs must list one LR folder per training folder")
@@ -118,6 +119,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[ImageSet, list[ValItem], list[tuple[
             skipped += bad
             lr_paths += lrs
         paths += found
+        folder_of.update(dict.fromkeys(found, k))
     if d.val_dir:
         train, val_paths = paths, scan_images([d.val_dir], min_side)[0]
         train_lr = lr_paths
@@ -130,7 +132,8 @@ def prepare_data(cfg: TrainConfig) -> tuple[ImageSet, list[ValItem], list[tuple[
         raise ValueError(f"no usable training images in {', '.join(d.train_dirs)}" + (f" ({detail})" if detail else ""))
     val = load_val_set(val_paths, d.scale, d.val_crop, skipped)
     images = ImageSet(list(train), d.scale, lr_paths=train_lr, cache=d.cache, cache_mb=d.cache_mb, skipped=skipped,
-                      hr_scales=tuple(d.hr_scales))
+                      hr_scales=tuple(d.hr_scales), folders=[folder_of[p] for p in train] if d.train_weights else None,
+                      folder_weights=tuple(d.train_weights))
     return images, val, skipped
 
 

@@ -95,6 +95,10 @@ class ImageSet:
     # Shrink factors of the HR copies a crop may come from; must include 1.0 (the file as it
     # is), which also stands in when a shrunk copy is smaller than the patch.
     hr_scales: tuple[float, ...] = (1.0,)
+    # Optional crop mix per source folder: folders[i] is the folder index of paths[i] and
+    # folder_weights the relative share of crops each folder gets (empty = uniform per image).
+    folders: list[int] | None = None
+    folder_weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self.hr_scales = tuple(float(f) for f in self.hr_scales)
@@ -102,6 +106,10 @@ class ImageSet:
             raise ValueError(f"hr_scales must be in (0, 1] and include 1.0, got {list(self.hr_scales)}")
         if self.lr_paths is not None and self.hr_scales != (1.0,):
             raise ValueError("hr_scales other than [1.0] cannot be used with paired LR folders")
+        self.folder_weights = tuple(float(w) for w in self.folder_weights)
+        if self.folder_weights and (self.folders is None or len(self.folders) != len(self.paths)
+                                    or max(self.folders, default=0) >= len(self.folder_weights)):
+            raise ValueError("folder_weights need a folder index for every path")
     _cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict, repr=False)
     _cache_bytes: int = 0
     _sizes: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
@@ -192,6 +200,23 @@ def sample_generator(seed: int, stream: int, rank: int, step: int, index: int) -
     return np.random.Generator(np.random.PCG64([seed, stream, rank, step, index]))
 
 
+def folder_mix(images: ImageSet, eligible: list[int]) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """For weighted folders: (probability of each folder, positions in ``eligible`` of its images).
+
+    None when the set has no folder weights (every image equally likely). A folder with no image
+    large enough for the patch drops out and the others' shares are renormalized.
+    """
+    if not images.folder_weights or images.folders is None:
+        return None
+    members = [np.flatnonzero([images.folders[idx] == k for idx in eligible]) for k in range(len(images.folder_weights))]
+    keep = [k for k, m in enumerate(members) if len(m) and images.folder_weights[k] > 0]
+    if not keep:
+        raise DataError("no folder with a positive data.train_weights value has an image large enough "
+                        "for the training patch")
+    weights = np.array([images.folder_weights[k] for k in keep], dtype=np.float64)
+    return weights / weights.sum(), [members[k] for k in keep]
+
+
 class SRCropDataset(Dataset):
     """Map-style dataset indexed by ``(step, i)`` pairs encoded as ``step * batch + i``."""
 
@@ -211,14 +236,25 @@ class SRCropDataset(Dataset):
             raise DataError(f"no training image is at least {hp}x{hp} px (LR patch {lr_patch} x{images.scale}); "
                             f"{len(images)} image(s) were considered")
         self._failed: set[int] = set()
+        self._folder_pick = folder_mix(images, self.eligible)
 
     def __len__(self) -> int:
         return 2**62  # indices come from StepBatchSampler, never from len()
 
+    def _candidates(self, rng: np.random.Generator) -> np.ndarray:
+        """Positions in ``eligible`` to try in order: the first is the sample's image."""
+        if self._folder_pick is None:
+            return rng.permutation(len(self.eligible))  # the original draw: default runs keep their crops
+        probs, members = self._folder_pick
+        first = members[int(rng.choice(len(probs), p=probs))]
+        # the drawn folder's images first, then every other image as a fallback for unreadable files
+        rest = rng.permutation(len(self.eligible))
+        return np.concatenate([rng.permutation(first), rest[~np.isin(rest, first)]])
+
     def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
         step, i = divmod(int(key), self.batch)
         rng = sample_generator(self.seed, self.stream, self.rank, step, i)
-        order = rng.permutation(len(self.eligible))
+        order = self._candidates(rng)
         # Fall through to the next candidate if an image fails to decode, so a
         # corrupt file found late costs one retry instead of the run.
         for j in order:

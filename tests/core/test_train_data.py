@@ -203,3 +203,56 @@ def test_data_options_are_validated() -> None:
     cfg.data.hr_scales, cfg.data.paired_lr_dirs = [1.0, 0.5], ["/lr"]
     with pytest.raises(ConfigError, match="paired"):
         cfg.validate()
+
+
+def _solid_folders(root: Path, counts: dict[str, int]) -> dict[str, Path]:
+    """One folder per colour (red, green, blue...), each holding ``n`` solid 64x64 images of it."""
+    colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
+    folders = {}
+    for name, n in counts.items():
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (64, 64), colours[name]).save(folder / f"{name}{i}.png")
+        folders[name] = folder
+    return folders
+
+
+def _drawn_colours(ds: SRCropDataset, n: int) -> list[int]:
+    """The dominant channel (0 red, 1 green, 2 blue) of the HR crop of each of n samples."""
+    return [int(ds[k][1].mean(dim=(1, 2)).argmax()) for k in range(n)]
+
+
+def test_folder_weights_set_the_crop_mix_whatever_the_image_counts(tmp_path: Path) -> None:
+    folders = _solid_folders(tmp_path, {"red": 1, "green": 9, "blue": 2})
+    cfg = preset("tiny-test")
+    cfg.data.train_dirs = [str(folders[c]) for c in ("red", "green", "blue")]
+    cfg.data.val_fraction, cfg.data.val_max_images = 0.0, 0
+    uniform, _, _ = prepare_data(cfg)
+    drawn = _drawn_colours(SRCropDataset(uniform, 16, 4, seed=0, augment=False), 600)
+    assert 0.04 < drawn.count(0) / 600 < 0.14  # uniform per image: red is 1 image in 12
+
+    cfg.data.train_weights = [2.0, 1.0, 0.0]
+    weighted, _, _ = prepare_data(cfg)
+    ds = SRCropDataset(weighted, 16, 4, seed=0, augment=False)
+    drawn = _drawn_colours(ds, 600)
+    assert 0.58 < drawn.count(0) / 600 < 0.75  # red gets 2/3 of the crops from its single image
+    assert drawn.count(2) == 0  # weight 0: blue is never drawn
+    again = SRCropDataset(weighted, 16, 4, seed=0, augment=False)
+    for key in (0, 7, 123):  # still a pure function of (seed, step, index)
+        assert all(torch.equal(a, b) for a, b in zip(ds[key], again[key], strict=True))
+
+
+def test_folder_weights_are_checked_against_the_folders(tmp_path: Path) -> None:
+    from dipnet_core.train.config import ConfigError
+
+    folders = _solid_folders(tmp_path, {"red": 1, "green": 1})
+    cfg = preset("tiny-test")
+    cfg.data.train_dirs = [str(folders["red"]), str(folders["green"])]
+    cfg.data.train_weights = [1.0]
+    with pytest.raises(ConfigError, match=r"train_weights has 1 value\(s\) for 2 folder"):
+        cfg.validate()
+    for bad in ([1.0, -1.0], [0.0, 0.0], [1.0, float("nan")]):
+        cfg.data.train_weights = bad
+        with pytest.raises(ConfigError, match="train_weights must be >= 0 with a positive sum"):
+            cfg.validate()
