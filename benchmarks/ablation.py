@@ -416,6 +416,7 @@ def summarize(rows: list[dict[str, Any]], bicubic: dict[str, Any]) -> list[dict[
             entry[metric] = round(statistics.mean(values), 3)
             entry[metric + "_spread"] = round(max(values) - min(values), 3)
             entry[metric + "_over_bicubic"] = round(statistics.mean(values) - bicubic[metric], 3)
+        entry["per_seed"] = {str(r["seed"]): {m: r[m] for m in ("set5_psnr_y", "set14_psnr_y")} for r in group}
         entry["params"] = group[0]["params"]
         entry["latency_s_per_mp"] = round(min(r["latency_s_per_mp"] for r in group), 4)
         out.append(entry)
@@ -431,10 +432,12 @@ BASELINE = {"enhanced": "plain", "anchor": "enhanced", "progressive": "anchor", 
 def judge(summary: list[dict[str, Any]]) -> None:
     """Add to each row its gain over its baseline row and whether that gain is beyond the noise.
 
-    The noise band is the larger seed spread (max - min over seeds) of the two rows compared, and
-    never less than the largest spread among the seeded rows: a single-seed row (options, 5, 6)
-    has no spread of its own, and two seeds give a crude band, so the widest one measured is the
-    honest floor.
+    Rows with several seeds compare means. A single-seed row (options, 5, 6) compares with its
+    baseline's run of the same seed: same initialization and crops, so only the change differs
+    (row 5 is row 4's own seed-0 network fused, so it must read 0). The noise band is the larger
+    seed spread (max - min over seeds) of the two rows compared, and never less than the largest
+    spread among the seeded rows: a single-seed row has no spread of its own, and two seeds give a
+    crude band, so the widest one measured is the honest floor.
     """
     by_key = {r["key"]: r for r in summary}
     floor = {m: max((r[m + "_spread"] for r in summary if len(r["seeds"]) > 1), default=0.0)
@@ -444,8 +447,11 @@ def judge(summary: list[dict[str, Any]]) -> None:
         if base is None:
             continue
         r["baseline"] = base["key"]
+        paired = base["per_seed"].get(str(r["seeds"][0])) if len(r["seeds"]) == 1 else None
+        if paired is not None:
+            r["compared_with_seed"] = r["seeds"][0]
         for m, name in (("set5_psnr_y", "set5"), ("set14_psnr_y", "set14")):
-            gain = round(r[m] - base[m], 3)
+            gain = round(r[m] - (paired[m] if paired is not None else base[m]), 3)
             band = round(max(r[m + "_spread"], base[m + "_spread"], floor[m]), 3)
             r[f"{name}_gain_db"], r[f"{name}_noise_band_db"] = gain, band
             r[f"{name}_beyond_noise"] = abs(gain) > band
@@ -546,7 +552,8 @@ def print_table(results: dict[str, Any]) -> None:
         gain = speed = "-"
         if "baseline" in r:
             marks = ["**" if r[f"{n}_beyond_noise"] else "" for n in ("set5", "set14")]
-            gain = (f"{r['baseline']}: {marks[0]}{r['set5_gain_db']:+.3f}{marks[0]} / "
+            seed = f" s{r['compared_with_seed']}" if "compared_with_seed" in r else ""
+            gain = (f"{r['baseline']}{seed}: {marks[0]}{r['set5_gain_db']:+.3f}{marks[0]} / "
                     f"{marks[1]}{r['set14_gain_db']:+.3f}{marks[1]} (±{r['set5_noise_band_db']:.3f} / "
                     f"±{r['set14_noise_band_db']:.3f})")
             speed = f"{r['speed_ratio_vs_baseline']:.2f}x" if "speed_ratio_vs_baseline" in r else "same network"
@@ -554,8 +561,9 @@ def print_table(results: dict[str, Any]) -> None:
               f"{r['set5_psnr_y_over_bicubic']:+.3f} | {r['set14_psnr_y']:.3f} ({r['set14_psnr_y_spread']:.3f}) | "
               f"{r['set14_psnr_y_over_bicubic']:+.3f} | {r['params']} | {r['latency_s_per_mp']:.3f} | {gain} | "
               f"{speed} |")
-    print("gain: over the row it adds one thing to; bold where larger than the noise band (the larger seed "
-          "spread of the two rows, at least the widest spread measured)")
+    print("gain: over the row it adds one thing to (a single-seed row: over that row's run of the same seed); "
+          "bold where larger than the noise band (the larger seed spread of the two rows, at least the widest "
+          "spread measured)")
     if "latency_method" in results:
         print(f"speed: {results['latency_method']}", flush=True)
 
