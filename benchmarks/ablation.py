@@ -47,6 +47,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dipnet_core.engine.hardware import cpu_model
 from dipnet_core.eval import evaluate
 from dipnet_core.models import DIPNet, DIPNetConfig, count_parameters, load_model, save_model
 from dipnet_core.models.loader import dipnet_descriptor
@@ -491,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = collect(work)
     results: dict[str, Any] = {"settings": json.loads((work / "settings.json").read_text())
                                if (work / "settings.json").exists() else {}, "reference": reference, "rows": rows}
+    results["machine"] = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+                          "date": time.strftime("%Y-%m-%d %H:%M")}
     if args.retime:
         retime(results, work, args.latency_size)
     results["summary"] = summarize(rows, reference["bicubic"])
@@ -565,7 +568,7 @@ def print_table(results: dict[str, Any]) -> None:
           "bold where larger than the noise band (the larger seed spread of the two rows, at least the widest "
           "spread measured)")
     if "latency_method" in results:
-        print(f"speed: {results['latency_method']}", flush=True)
+        print(f"speed: {results['latency_method']}, {results['machine']['cpu']}", flush=True)
 
 
 if __name__ == "__main__":
