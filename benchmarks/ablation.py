@@ -10,6 +10,9 @@ Rows (each adds one ingredient to the previous one):
 5. after reparameterization: row 4 fused into plain convs (PSNR unchanged, faster);
 6. after each pruning round (31.25 % of the channels, then a short fine-tune).
 
+On request (``--rows opt-...``): row 3 with one training option changed (constant LR, no EMA, x8
+teacher self-ensemble, frequency-domain L1, other data mixes), each against row 3's run of its seed.
+
 Every training row gets the same teacher, data and number of optimizer steps (default 3,000;
 ``--steps 0`` calibrates the count to ``--budget-min`` from this machine's speed). Rows 1-4 run
 once per seed (default two), so the spread between seeds shows the noise band; rows 5-6
@@ -79,7 +82,8 @@ ROWS = {  # key: (title, alpha, beta, progressive)
     "progressive": ("4 + progressive learning", 1.0, None, True),
 }
 #: A/B rows for the training options (issue 14): row 3 with one setting changed, same teacher, data
-#: and budget, so each compares with row 3's two seeds. key: (title, {config section.field: value}).
+#: and budget; each compares with row 3's run of its seed. key: (title, {config section.field: value
+#: or a function of the row's config}).
 OPTIONS = {
     "opt-ensemble": ("3 + x8 teacher self-ensemble in the enhanced-HR target",
                      {"distill.teacher_self_ensemble": True}),
@@ -98,6 +102,8 @@ def _half_from_first(n_folders: int) -> list[float]:
     if n_folders < 2:
         sys.exit("error: opt-mix needs at least two --data folders")
     return [1.0] + [1.0 / (n_folders - 1)] * (n_folders - 1)
+
+
 #: Settings that make two rows comparable; a work folder holds rows of one setting only.
 SIGNATURE_KEYS = ("data", "steps", "patch", "batch", "progressive", "student", "teacher", "teacher_steps", "beta",
                   "prune_rounds", "prune_finetune_frac", "lr")
@@ -330,7 +336,8 @@ def row_train_seconds(run_dir: Path, names: list[str]) -> dict[str, Any]:
 
 def train_row(args: argparse.Namespace, key: str, seed: int, data: list[Path], teacher_file: Path,
               work: Path) -> dict[str, Any]:
-    """One of rows 1-4 for one seed: trained (or resumed), scored, recorded in ``<key>-s<seed>/row.json``."""
+    """One of rows 1-4 or an opt-* row for one seed: trained (or resumed), scored, recorded in
+    ``<key>-s<seed>/row.json``."""
     run_dir = work / f"{key}-s{seed}"
     done = run_dir / "row.json"
     if done.exists():
