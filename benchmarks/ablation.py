@@ -81,6 +81,7 @@ ROWS = {  # key: (title, alpha, beta, progressive)
     "anchor": ("3 + multi-anchor distillation", 1.0, None, False),
     "progressive": ("4 + progressive learning", 1.0, None, True),
 }
+OUR_TEACHER = "dipnet-studio-x4-teacher.safetensors"  # the shipped teacher, for the teacher A/B
 #: A/B rows for the training options (issue 14): row 3 with one setting changed, same teacher, data
 #: and budget; each compares with row 3's run of its seed. key: (title, {config section.field: value
 #: or a function of the row's config}).
@@ -90,6 +91,8 @@ OPTIONS = {
     "opt-freq": ("3 + frequency-domain L1 (weight 0.05)", {"distill.freq_weight": 0.05}),
     "opt-noema": ("3 without EMA (the raw weights)", {"distill.ema_decay": 0.0}),
     "opt-constant-lr": ("3 with a constant LR after warm-up (no cosine decay)", {"distill.min_lr_ratio": 1.0}),
+    "opt-our-teacher": ("3 with our own teacher (run 291's, 48/48 x6, Set5 31.41) instead of the authors' (31.81)",
+                        {"teacher.path": lambda c: str(ROOT / "resources" / "models" / OUR_TEACHER)}),
     "opt-wallpapers": ("3 on the wallpapers only (no BSD200/T91)",
                        {"data.train_dirs": lambda c: c.data.train_dirs[:1]}),
     "opt-mix": ("3 with half the crops from the wallpapers (data.train_weights; default ~1/6)",
