@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+
 def build_app(argv: list[str] | None = None) -> tuple[object, object]:
     """Create the QApplication and the main window (shared by main() and the screenshot script)."""
     from .startup import build_app as build

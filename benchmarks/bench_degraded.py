@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 
 from dipnet_core.engine.hardware import cpu_model
+from dipnet_core.eval import make_runner
 from dipnet_core.metrics import psnr, ssim
 from dipnet_core.resize import bicubic_downscale_uint8, imresize, modcrop
 from dipnet_core.resources import builtin_model_by_name, builtin_model_path
 from dipnet_core.train.data import read_rgb_uint8, scan_images
-from dipnet_core.eval import make_runner
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -56,9 +56,9 @@ def _best_of_two(encode: Any) -> tuple[float, int]:
 
 
 def main() -> None:
+    from bench_big_input import cpu_info
     from PIL import Image
 
-    from bench_big_input import cpu_info
     from dipnet_core.io.stream_png import DEFAULT_PNG_COMPRESSION, write_png
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

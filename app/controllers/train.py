@@ -21,8 +21,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from ..errors import ErrorReporter, user_message
-from ..train_runner import decode_arrays
 from ..services.models import stored_comparison
+from ..train_runner import decode_arrays
 from ..views.comparison import confirm_install
 from ..views.train_view import TrainView
 from .context import AppContext, TabController

@@ -36,8 +36,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..qt_image import array_to_qimage
-from .comparison import comparison_html, comparison_summary
 from .common import Banner, format_duration, hint_label, local_paths, primary_button, status_color
+from .comparison import comparison_html, comparison_summary
 
 PRESETS = (
     ("adapt", "Adapt the built-in model (minutes)"),

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ..io import SUPPORTED_WRITE_EXTENSIONS, SUPPORTED_WRITE_FORMATS, default_extension, is_image_path
 from ..io.formats import DECODER_FORMATS
-from ..io.reader import file_problem, frame_count
 from ..io.formats import normalize_format as _io_normalize_format
+from ..io.reader import file_problem, frame_count
 
 DEFAULT_NAME_TEMPLATE = "{stem}_x{scale}"
 TEMPLATE_FIELDS = ("stem", "scale", "ext", "model")

@@ -27,7 +27,7 @@ from .report import BatchReport, ReportEntry
 
 if TYPE_CHECKING:
     from ..cancel import CancelToken
-    from ..engine import TileProgress, TiledUpscaler
+    from ..engine import TiledUpscaler, TileProgress
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 # Rows converted per step: a float32 scratch copy of the whole image would double the peak memory
 # of saving a large upscale (2.3 GB more for a 16000x12000 RGB result); a band of rows costs ~100 MB.
 _QUANTIZE_BAND_PIXELS = 8_000_000

@@ -13,7 +13,6 @@ discovered in the output image.
 from __future__ import annotations
 
 import importlib.util
-
 import pickle
 import warnings
 from pathlib import Path

@@ -127,7 +127,6 @@ def train_main(args: argparse.Namespace) -> int:
 
 def eval_main(args: argparse.Namespace) -> int:
     from ..eval import evaluate
-
     from ..resources import NO_BUILTIN_MODEL, resolve_model_arg
 
     try:

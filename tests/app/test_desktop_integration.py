@@ -5,7 +5,13 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from app.desktop_integration import MIME_TYPES, DesktopFiles, desktop_entry, install_desktop, uninstall_desktop
+from app.desktop_integration import (
+    MIME_TYPES,
+    DesktopFiles,
+    desktop_entry,
+    install_desktop,
+    uninstall_desktop,
+)
 
 
 def test_install_writes_launcher_and_icons_then_uninstall_removes_them(tmp_path: Path) -> None:

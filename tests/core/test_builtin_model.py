@@ -16,7 +16,6 @@ from dipnet_core.eval import evaluate
 from dipnet_core.models import DIPNet, load_model
 from dipnet_core.resize import bicubic_downscale_uint8, modcrop
 from dipnet_core.resources import BUILTIN_MODEL_NAME, builtin_model_path
-from dipnet_core.train.data import read_rgb_uint8
 
 REPO = Path(__file__).resolve().parents[2]
 CARD = REPO / "resources" / "models" / "README.md"

@@ -12,12 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_testutil import run_cli
 from PIL import Image
 
 from dipnet_core.batch import BatchReport
-from dipnet_core.cli import main
-from cli_testutil import run_cli
-
 
 _run = run_cli
 

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_testutil import run_cli
 from PIL import Image
 
 from dipnet_core import resources
 from dipnet_core.batch import REPORT_NAME, BatchReport
 from dipnet_core.cli import main
-from cli_testutil import run_cli
 from dipnet_core.cli.common import EXIT_USAGE
 
 MODELS = Path(resources.__file__).resolve().parents[1] / "resources" / "models"

@@ -12,8 +12,7 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from dipnet_core.engine import create_backend
-from dipnet_core.engine import gridnet
+from dipnet_core.engine import create_backend, gridnet
 from dipnet_core.engine.gridnet import FusedGridDIPNet, GridDIPNet, TileGrid, grid_matrices
 from dipnet_core.models import LoadedModel
 

@@ -117,9 +117,10 @@ print("RC=%d" % main({command!r}))
 def test_without_torch_the_builtin_model_tiles_exactly_through_its_grid_twin(tmp_path: Path) -> None:
     # The plain .onnx twin tiles naively (ESA then sees each tile's own grid: ~11 levels off at seams);
     # the upscale-only install must take the shipped grid-aware twin instead.
+    from synthetic_images import synthetic_photo
+
     from dipnet_core.engine import TiledUpscaler, create_backend
     from dipnet_core.models import load_model
-    from synthetic_images import synthetic_photo
 
     rgb = synthetic_photo(size=200)[:150]
     src, dst = tmp_path / "in.png", tmp_path / "out.png"

@@ -24,7 +24,14 @@ from dipnet_core.export.onnx_export import onnx_to_bytes
 from dipnet_core.models import load_model
 from dipnet_core.models.dipnet import DIPNet, DIPNetConfig
 from dipnet_core.train import events as ev
-from dipnet_core.train.qat import QATConfig, _grid_inputs, build_qat_net, calibrate, export_qat_int8, qat_finetune
+from dipnet_core.train.qat import (
+    QATConfig,
+    _grid_inputs,
+    build_qat_net,
+    calibrate,
+    export_qat_int8,
+    qat_finetune,
+)
 from tests.cli_testutil import run_cli
 
 torch.set_num_threads(1)

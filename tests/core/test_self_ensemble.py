@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from cli_testutil import run_cli
+
 from dipnet_core.cancel import Cancelled, CancelToken
 from dipnet_core.engine import (
     TiledUpscaler,

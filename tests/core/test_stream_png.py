@@ -30,11 +30,11 @@ from dipnet_core.io import (
     ImageWriteError,
     open_image_stream,
     read_image,
+    stream_png,
     to_uint8,
     to_uint16,
     write_image,
 )
-from dipnet_core.io import stream_png
 from dipnet_core.io.metadata import exif_for_writing
 from dipnet_core.io.stream_png import PngStreamEncoder, write_png
 from dipnet_core.models import load_model
