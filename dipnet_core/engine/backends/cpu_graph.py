@@ -292,7 +292,8 @@ def optimize_for_cpu(data: bytes, block: int | None = None) -> tuple[bytes, str]
         return data, "unchanged: inputs of unknown layout"
     try:
         padded = pad_conv_channels(model, block, _infer_fixed(model, dims))
-        annotated = name_spatial_dims(model)
+        # Shapes inferred again: the padding changed the channel counts.
+        annotated = annotate_spatial_dims(model, _infer_fixed(model, dims), *spatial)
     except Exception as exc:  # noqa: BLE001 - shape inference errors on exotic graphs: run the graph as given
         log.warning("CPU graph pass skipped: %s", exc)
         return data, f"unchanged: shape inference failed ({exc})"
