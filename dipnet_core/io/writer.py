@@ -1,6 +1,6 @@
 """``write_image``: :class:`ImageData` -> file, atomically and without clobbering inputs.
 
-``open_image_stream``: the same file written band by band (PNG), so a large result never has to
+``open_image_stream``: the same file written band by band (PNG, TIFF), so a large result never has to
 sit in memory whole; the encoder runs on its own thread while the caller computes the next band.
 """
 
@@ -27,14 +27,14 @@ from .errors import ImageWriteError
 from .formats import SUPPORTED_WRITE_FORMATS, normalize_format, pillow_write_format
 from .metadata import exif_for_writing, icc_fits
 from .stream_png import DEFAULT_PNG_COMPRESSION, PngStreamEncoder, check_compress_level, write_png
-from .tiffwrite import write_tiff
+from .tiffwrite import TIFF_COMPRESS_LEVEL, TiffStreamEncoder, write_tiff
 
 _ALPHA_FORMATS = frozenset({"png", "webp", "tiff", "avif", "jxl"})
 _GRAY_FORMATS = frozenset({"png", "jpeg", "tiff", "bmp", "avif", "jxl"})
 _METADATA_FORMATS = frozenset({"png", "jpeg", "webp", "tiff", "avif", "jxl"})
 _SIXTEEN_BIT_FORMATS = frozenset({"png", "tiff"})
 #: Formats :func:`open_image_stream` can write band by band; the others need the whole image.
-STREAMABLE_FORMATS = frozenset({"png"})
+STREAMABLE_FORMATS = frozenset({"png", "tiff"})
 _JPEG_MAX_EXIF = 65533  # one APP1 segment; Pillow refuses the whole save beyond it
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _own_encoder(
             if fmt == "png":
                 write_png(fh, samples, icc_profile=icc, exif=exif, compress_level=png_compression)
             else:
-                write_tiff(fh, samples, icc_profile=icc, exif=exif)
+                write_tiff(fh, samples, icc_profile=icc, exif=exif, compress_level=TIFF_COMPRESS_LEVEL)
 
     return encode
 
@@ -230,7 +230,7 @@ def write_image(
 
 
 class ImageStreamWriter(AbstractContextManager["ImageStreamWriter"]):
-    """A PNG written band by band on a background thread; made by :func:`open_image_stream`.
+    """A PNG or TIFF written band by band on a background thread; made by :func:`open_image_stream`.
 
     Use as a context manager: bands go in with :meth:`write` (top to bottom, as
     samples already quantized with :meth:`quantize`); a clean exit finishes the
@@ -241,8 +241,10 @@ class ImageStreamWriter(AbstractContextManager["ImageStreamWriter"]):
     """
 
     def __init__(self, path: Path, width: int, height: int, *, gray: bool, alpha: bool, sixteen: bool,
-                 exif: bytes | None, icc: bytes | None, level: int, overwrite: bool) -> None:
-        self.path, self.width, self.height = path, width, height
+                 exif: bytes | None, icc: bytes | None, level: int, overwrite: bool, fmt: str = "png") -> None:
+        if fmt not in STREAMABLE_FORMATS:
+            raise ValueError(f"cannot stream {fmt!r} (streams: {', '.join(sorted(STREAMABLE_FORMATS))})")
+        self.path, self.width, self.height, self.format = path, width, height, fmt
         self.gray, self.alpha, self.sixteen = gray, alpha, sixteen
         #: Sample type of the bands :meth:`write` takes.
         self.dtype = np.dtype(np.uint16 if sixteen else np.uint8)
@@ -253,7 +255,7 @@ class ImageStreamWriter(AbstractContextManager["ImageStreamWriter"]):
         self._thread: threading.Thread | None = None
         self._atomic: AbstractContextManager[Path] | None = None
         self._fh: Any = None
-        self._encoder: PngStreamEncoder | None = None
+        self._encoder: PngStreamEncoder | TiffStreamEncoder | None = None
 
     def quantize(self, floats: np.ndarray) -> np.ndarray:
         """Float samples in [0, 1] -> this file's integer samples, rounded as :func:`write_image` does."""
@@ -266,16 +268,17 @@ class ImageStreamWriter(AbstractContextManager["ImageStreamWriter"]):
             try:
                 self._fh = open(tmp, "wb")
                 channels = (1 if self.gray else 3) + (1 if self.alpha else 0)
-                self._encoder = PngStreamEncoder(self._fh, self.width, self.height, channels,
-                                                 16 if self.sixteen else 8, icc_profile=self._icc,
-                                                 exif=self._exif, compress_level=self._level)
+                encoder = PngStreamEncoder if self.format == "png" else TiffStreamEncoder
+                self._encoder = encoder(self._fh, self.width, self.height, channels, 16 if self.sixteen else 8,
+                                        icc_profile=self._icc, exif=self._exif, compress_level=self._level)
             except BaseException as exc:
                 self._close_file()
                 self._atomic.__exit__(type(exc), exc, exc.__traceback__)
                 raise
         except Exception as exc:
             raise ImageWriteError.about(self.path, _cause(exc, self.path)) from exc
-        self._thread = threading.Thread(target=self._encode_loop, name="dipnet-png-writer", daemon=True)
+        self._thread = threading.Thread(target=self._encode_loop, name=f"dipnet-{self.format}-writer",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -392,19 +395,21 @@ def open_image_stream(
     ``like`` gives everything but the pixels: gray or colour, alpha, bit depth,
     EXIF and ICC profile, treated exactly as :func:`write_image` treats them,
     so a streamed file is byte for byte the file ``write_image`` would write for
-    the same pixels. Only PNG streams (:data:`STREAMABLE_FORMATS`); other
-    formats return None and the caller uses :func:`write_image`. The same
+    the same pixels. PNG and TIFF stream (:data:`STREAMABLE_FORMATS`; not
+    16-bit gray+alpha TIFF, which is stored as RGBA); other formats return None
+    and the caller uses :func:`write_image`. The same
     checks as :func:`write_image` (protected inputs, ``overwrite``) raise
     :class:`ImageWriteError` here or when the ``with`` block is entered.
     """
     p = Path(path)
     level = check_compress_level(png_compression)
     fmt = _resolve_format(p, format)
-    if fmt not in STREAMABLE_FORMATS:
+    sixteen = like.bit_depth == 16
+    if fmt not in STREAMABLE_FORMATS or (fmt == "tiff" and sixteen and like.is_gray and like.has_alpha):
         return None
     _check_protected(p, protect)
-    gray = like.is_gray  # PNG stores gray as gray (see _planes)
+    gray = like.is_gray  # PNG and TIFF store gray as gray (see _planes)
     exif, icc = _metadata(like, fmt, gray)
-    return ImageStreamWriter(p, int(width), int(height), gray=gray, alpha=like.has_alpha,
-                             sixteen=like.bit_depth == 16, exif=exif, icc=icc, level=level,
-                             overwrite=overwrite)
+    return ImageStreamWriter(p, int(width), int(height), gray=gray, alpha=like.has_alpha, sixteen=sixteen,
+                             exif=exif, icc=icc, level=level if fmt == "png" else TIFF_COMPRESS_LEVEL,
+                             overwrite=overwrite, fmt=fmt)

@@ -1,4 +1,4 @@
-"""Streaming PNG output: the row-streaming encoder, the band-wise upscaler and the file they make.
+"""Streaming PNG and TIFF output: the row-streaming encoders, the band-wise upscaler and the file they make.
 
 The upscaling tests run the shipped built-in model (real weights, fp32 torch) on small textured
 images with small tiles, so an image has several tile rows, i.e. several bands.
@@ -36,7 +36,9 @@ from dipnet_core.io import (
     write_image,
 )
 from dipnet_core.io.metadata import exif_for_writing
+from dipnet_core.io import tiffwrite
 from dipnet_core.io.stream_png import PngStreamEncoder, write_png
+from dipnet_core.io.tiffwrite import TiffStreamEncoder, write_tiff
 from dipnet_core.models import load_model
 from dipnet_core.resources import builtin_model_path
 
@@ -127,6 +129,43 @@ def test_encoder_checks_rows_and_types() -> None:
         PngStreamEncoder(io.BytesIO(), 8, 4, 3, compress_level=10)
 
 
+@pytest.mark.parametrize("channels, bits", [(1, 8), (2, 8), (3, 8), (4, 8), (1, 16), (3, 16), (4, 16)])
+def test_tiff_encoder_round_trips_in_bands_that_cross_strips(tmp_path: Path, monkeypatch, channels: int,
+                                                            bits: int) -> None:
+    dtype = np.uint8 if bits == 8 else np.uint16
+    # Five rows per strip, so the bands below start and end inside strips and one strip spans three bands.
+    monkeypatch.setattr(tiffwrite, "_STRIP_BYTES", 5 * 37 * channels * np.dtype(dtype).itemsize)
+    rng = np.random.default_rng(channels * 10 + bits)
+    samples = rng.integers(0, np.iinfo(dtype).max, (41, 37, channels), dtype=dtype, endpoint=True)
+    path = tmp_path / "x.tif"
+    with open(path, "wb") as fh:
+        enc = TiffStreamEncoder(fh, 37, 41, channels, bits, icc_profile=_icc(b"RGB " if channels > 2 else b"GRAY"))
+        for a, b in ((0, 1), (1, 12), (12, 13), (13, 14), (14, 41)):
+            enc.write(samples[a:b])
+        enc.close()
+    one_shot = io.BytesIO()
+    write_tiff(one_shot, samples, icc_profile=_icc(b"RGB " if channels > 2 else b"GRAY"))
+    assert path.read_bytes() == one_shot.getvalue()
+    with Image.open(path) as im:
+        assert im.tag_v2[278] == 5 and len(im.tag_v2[273]) == 9  # 41 rows in strips of 5
+    got, meta = _decoded(path)
+    assert meta["size"] == (37, 41)
+    np.testing.assert_array_equal(got, samples)
+
+
+def test_tiff_encoder_checks_rows_and_layouts() -> None:
+    enc = TiffStreamEncoder(io.BytesIO(), 8, 4, 3)
+    with pytest.raises(ValueError, match="uint8 rows"):
+        enc.write(np.zeros((2, 8, 3), np.uint16))
+    enc.write(np.zeros((3, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="more rows"):
+        enc.write(np.zeros((2, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="3 of 4 rows"):
+        enc.close()
+    with pytest.raises(ValueError, match=r"gray\+alpha"):
+        TiffStreamEncoder(io.BytesIO(), 8, 4, 2, 16)
+
+
 def test_compression_levels_trade_size_and_keep_pixels(tmp_path: Path, photo: np.ndarray) -> None:
     img = ImageData(photo)
     sizes = {}
@@ -168,14 +207,18 @@ LAYOUTS = {
 }
 
 
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_streamed_file_is_the_one_shot_file(tmp_path: Path, upscaler: TiledUpscaler, photo: np.ndarray,
-                                            layout: str) -> None:
+                                            layout: str, suffix: str) -> None:
     img = LAYOUTS[layout](photo)
     up = upscale_image(img, upscaler)
-    one_shot = write_image(tmp_path / "one.png", up)
+    one_shot = write_image(tmp_path / f"one{suffix}", up)
+    # 16-bit gray+alpha TIFF is stored as RGBA by the one-shot writer alone (it does not stream).
+    streams = not (suffix == ".tif" and layout == "gray-alpha16")
+    assert (open_image_stream(tmp_path / f"probe{suffix}", img, 8, 8) is not None) == streams
     events: list[object] = []
-    streamed = upscale_image_to_file(img, upscaler, tmp_path / "streamed.png", progress=events.append)
+    streamed = upscale_image_to_file(img, upscaler, tmp_path / f"streamed{suffix}", progress=events.append)
 
     got, meta = _decoded(streamed)
     ref, ref_meta = _decoded(one_shot)
@@ -183,11 +226,13 @@ def test_streamed_file_is_the_one_shot_file(tmp_path: Path, upscaler: TiledUpsca
     np.testing.assert_array_equal(got, ref)
     # Independent of any encoder: the stored samples are the float result rounded as write_image rounds it.
     planes = up.pixels if up.alpha is None else np.concatenate([up.pixels, up.alpha[:, :, None]], axis=2)
+    if not streams:
+        planes = planes[:, :, [0, 0, 0, 1]]
     np.testing.assert_array_equal(got, to_uint16(planes) if img.bit_depth == 16 else to_uint8(planes))
     # Same encoder, same settings: the same bytes.
     assert streamed.read_bytes() == one_shot.read_bytes()
     assert events and events[-1].done == events[-1].total  # type: ignore[attr-defined]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "streamed.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"one{suffix}", f"streamed{suffix}"]
 
 
 def test_bands_come_top_to_bottom_and_match_the_whole_result(upscaler: TiledUpscaler,
@@ -289,7 +334,8 @@ def test_streamed_write_holds_a_band_not_the_image(tmp_path: Path, upscaler: Til
     assert (tmp_path / "one.png").read_bytes() == (tmp_path / "streamed.png").read_bytes()
 
 
-def test_stream_writer_memory_is_bands_not_the_image(tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_stream_writer_memory_is_bands_not_the_image(tmp_path: Path, suffix: str) -> None:
     """An 8 MP image written in 100-row bands made on the fly: the writer keeps a few bands at most."""
     h, w, band = 4000, 2000, 100
 
@@ -303,7 +349,7 @@ def test_stream_writer_memory_is_bands_not_the_image(tmp_path: Path) -> None:
     band_bytes = band * w * 3
     tracemalloc.start()
     try:
-        stream = open_image_stream(tmp_path / "big.png", ImageData(np.zeros((1, 1, 3), np.float32)), w, h)
+        stream = open_image_stream(tmp_path / f"big{suffix}", ImageData(np.zeros((1, 1, 3), np.float32)), w, h)
         assert stream is not None
         with stream:
             for y0 in range(0, h, band):
@@ -313,7 +359,7 @@ def test_stream_writer_memory_is_bands_not_the_image(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert peak < 6 * band_bytes + (2 << 20)  # queue + encoder + the test's own band and temporaries
     assert peak < h * w * 3 / 4
-    got = np.asarray(Image.open(tmp_path / "big.png"))
+    got = np.asarray(Image.open(tmp_path / f"big{suffix}"))
     np.testing.assert_array_equal(got[1500:1600], rows(1500))
     np.testing.assert_array_equal(got[-band:], rows(h - band))
 
