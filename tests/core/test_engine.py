@@ -547,3 +547,26 @@ def test_rejects_bad_pixels(fp32: Backend) -> None:
         TiledUpscaler(fp32, overlap=-1)
     tiny = TiledUpscaler(fp32, tile_size=16)  # raised to the smallest tile with room for a core
     assert tiny.tile_size == tiny.min_tile >= 2 * tiny.overlap_for(tiny.min_tile)
+
+
+@pytest.mark.parametrize("block", [8, 16])
+def test_torch_can_pad_ragged_widths_without_changing_the_output(builtin_model: LoadedModel, small: np.ndarray,
+                                                                block: int) -> None:
+    from dipnet_core.engine.backends.torch_backend import TorchBackend
+    from dipnet_core.prune import prune_dipnet
+
+    # The built-in model pruned to ragged widths (44 features like the official network, 30/26 mids).
+    assert builtin_model.module is not None
+    cfg = builtin_model.module.config
+    ragged = dataclasses.replace(cfg, feat=44, blocks=tuple(dataclasses.replace(b, mid1=30, mid2=26)
+                                                            for b in cfg.blocks))
+    odd = LoadedModel(descriptor=builtin_model.descriptor, module=prune_dipnet(builtin_model.module, ragged))
+    padded = TorchBackend(odd, "cpu", "fp32", threads=1, pad_channels=block)
+    plain = TorchBackend(odd, "cpu", "fp32", threads=1)  # the default: measured slower padded on AVX2
+    assert (padded.padded_to, plain.padded_to) == (block, 0)
+    assert "padded to multiples of" in padded.describe() and "padded" not in plain.describe()
+    assert odd.module.config.feat == 44  # the caller's module is untouched
+    x = small[:40, :48]
+    np.testing.assert_allclose(TiledUpscaler(padded).upscale(x), TiledUpscaler(plain).upscale(x), rtol=0, atol=1e-5)
+    # Widths that already fit are left alone.
+    assert TorchBackend(builtin_model, "cpu", "fp32", threads=1, pad_channels=16).padded_to == 0

@@ -14,6 +14,7 @@ from dipnet_core.prune import (
     channel_groups,
     l1_importance,
     measure_latency,
+    pad_dipnet,
     prune_dipnet,
     select_channels,
 )
@@ -170,3 +171,26 @@ def test_pruned_state_dict_is_detected() -> None:
     torch.manual_seed(4)
     pruned = prune_dipnet(DIPNet(SMALL), TARGET)
     assert detect_dipnet_config(pruned.state_dict()) == TARGET
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("multiple", [8, 16])
+def test_padding_widths_keeps_the_function_exactly(bias: bool, multiple: int) -> None:
+    torch.manual_seed(3)
+    config = DIPNetConfig(feat=21, blocks=(BlockWidths(13, 9, 8), BlockWidths(16, 19, 8)), scale=4, bias=bias)
+    model = DIPNet(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # non-zero biases too, so zero padding is really tested
+    padded = pad_dipnet(model, multiple).eval()
+    widths = [padded.config.feat] + [w for b in padded.config.blocks for w in (b.mid1, b.mid2)]
+    assert all(w % multiple == 0 for w in widths)
+    assert padded.config.feat == -(-21 // multiple) * multiple
+    assert [b.esa for b in padded.config.blocks] == [8, 8]  # ESA's width is not a padded group
+    x = torch.rand(1, 3, 27, 31)
+    with torch.no_grad():
+        torch.testing.assert_close(padded(x), model(x), rtol=0, atol=2e-6)
+    # Already aligned: the same object back; a bad multiple is refused.
+    assert pad_dipnet(padded, multiple) is padded
+    with pytest.raises(ValueError, match="multiple"):
+        pad_dipnet(model, 0)

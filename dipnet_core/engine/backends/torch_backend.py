@@ -9,6 +9,11 @@ input megapixel; the plain eager fp32 reference at its best tile size: 5.29 s/MP
 * oneDNN post-ops (conv + LeakyReLU / sigmoid / residual add in one kernel,
   :class:`~..gridnet.FusedGridDIPNet`): 1.81 s/MP, no compile step.
   ``torch.compile`` (opt-in) reached 1.88 s/MP after its compile time.
+* Not done by default: zero-padding ragged widths to a multiple of 8 or 16
+  (``pad_channels``, :func:`~dipnet_core.prune.pad_dipnet`, exact). On the AVX2 EPYC
+  the official 44/38 ran 0.84-0.85x as fast padded to 48/40 and 0.72-0.76x padded
+  to 48/48 (``benchmarks/bench_pad_widths.py``, two runs): oneDNN handles the
+  ragged widths well there, and padding only adds work. Unmeasured on AVX-512.
 * One single-threaded tile per physical core (``Backend.workers``) instead of one
   tile across all cores: 1.81 against 1.98 s/MP. A tile then has no internal
   synchronisation, so a busy desktop stealing a core stalls one tile instead of
@@ -29,6 +34,7 @@ import numpy as np
 import torch
 
 from ...models import DIPNet, LoadedModel
+from ...prune import pad_dipnet
 from .. import hardware
 from ..gridnet import GRID_ALIGN, FusedGridDIPNet, GridDIPNet, TileGrid, grid_matrices
 from .base import Backend, BackendUnavailable
@@ -51,7 +57,9 @@ class TorchBackend(Backend):
 
     def __init__(self, model: LoadedModel, device: str = "cpu", precision: str = "fp32", *,
                  threads: int | None = None, channels_last: bool = True, compile: bool = False,
-                 tile_workers: bool = True, fuse: bool = True) -> None:
+                 tile_workers: bool = True, fuse: bool = True, pad_channels: int = 0) -> None:
+        """``pad_channels`` > 1: run DIPNet widths zero-padded up to multiples of it on the CPU
+        (same output; slower on the AVX2 CPU measured, see the module docstring)."""
         if model.module is None:
             raise BackendUnavailable("ONNX files run on onnxruntime, not torch")
         if precision not in ("fp32", "bf16", "fp16"):
@@ -75,6 +83,12 @@ class TorchBackend(Backend):
         self.workers = self.threads if (tile_workers and not self.is_cuda) else 1
         # Our own copy: the caller's module stays fp32 on the CPU for other backends and exports.
         module = copy.deepcopy(model.module).eval().requires_grad_(False)
+        self.padded_to = 0
+        if isinstance(module, DIPNet) and not self.is_cuda:
+            block = int(pad_channels)
+            padded = pad_dipnet(module, block) if block > 1 else module
+            if padded is not module:
+                module, self.padded_to = padded.eval(), block
         if isinstance(module, DIPNet):
             module = GridDIPNet(module).eval()
             self.grid_aware, self.grid_align = True, GRID_ALIGN
@@ -159,6 +173,8 @@ class TorchBackend(Backend):
             extras.append("channels_last")
         if self.fused:
             extras.append("oneDNN-fused")
+        if self.padded_to:
+            extras.append(f"widths padded to multiples of {self.padded_to}")
         if self.compiled:
             extras.append("compiled")
         if self.is_cuda:
