@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -107,6 +107,24 @@ def _best_filter(raw: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
     return np.hstack([best.astype(np.uint8)[:, None], rows])
 
 
+def checked_band(encoder: Any, rows: np.ndarray, kind: str) -> np.ndarray:
+    """``rows`` as ``n x width x channels`` for a band-wise encoder (PNG, TIFF), or ValueError.
+
+    ``encoder`` has ``width``, ``height``, ``channels``, ``dtype``, ``rows_written`` and ``_closed``.
+    """
+    if encoder._closed:
+        raise ValueError(f"{kind} stream already closed")
+    a = np.asarray(rows)
+    if a.ndim == 2 and encoder.channels == 1:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[1:] != (encoder.width, encoder.channels) or a.dtype != encoder.dtype:
+        raise ValueError(f"expected {encoder.dtype} rows of shape n x {encoder.width} x {encoder.channels}, "
+                         f"got {a.dtype} {a.shape}")
+    if encoder.rows_written + a.shape[0] > encoder.height:
+        raise ValueError(f"more rows than the image height {encoder.height}")
+    return a
+
+
 class PngStreamEncoder:
     """Encodes a ``width`` x ``height`` PNG into ``fh`` from bands of rows given top to bottom.
 
@@ -152,16 +170,7 @@ class PngStreamEncoder:
 
     def write(self, rows: np.ndarray) -> None:
         """Encode the next ``len(rows)`` rows (``n x width x channels``, or ``n x width`` for one channel)."""
-        if self._closed:
-            raise ValueError("PNG stream already closed")
-        a = np.asarray(rows)
-        if a.ndim == 2 and self.channels == 1:
-            a = a[:, :, None]
-        if a.ndim != 3 or a.shape[1:] != (self.width, self.channels) or a.dtype != self.dtype:
-            raise ValueError(f"expected {self.dtype} rows of shape n x {self.width} x {self.channels}, "
-                             f"got {a.dtype} {a.shape}")
-        if self.rows_written + a.shape[0] > self.height:
-            raise ValueError(f"more rows than the image height {self.height}")
+        a = checked_band(self, rows, "PNG")
         stride = self.width * self._bpp
         per_block = max(1, _BLOCK_BYTES // stride)
         for y in range(0, a.shape[0], per_block):

@@ -18,6 +18,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, TiffImagePlugin, TiffTags
 
+from .stream_png import checked_band
+
 _STRIP_BYTES = 1 << 18
 #: zlib level of every TIFF written (deflate at 6: TIFF output is chosen for archiving, not speed).
 TIFF_COMPRESS_LEVEL = 6
@@ -121,16 +123,7 @@ class TiffStreamEncoder:
 
     def write(self, rows: np.ndarray) -> None:
         """Encode the next ``len(rows)`` rows (``n x width x channels``, or ``n x width`` for one channel)."""
-        if self._closed:
-            raise ValueError("TIFF stream already closed")
-        a = np.asarray(rows)
-        if a.ndim == 2 and self.channels == 1:
-            a = a[:, :, None]
-        if a.ndim != 3 or a.shape[1:] != (self.width, self.channels) or a.dtype != self.dtype:
-            raise ValueError(f"expected {self.dtype} rows of shape n x {self.width} x {self.channels}, "
-                             f"got {a.dtype} {a.shape}")
-        if self.rows_written + a.shape[0] > self.height:
-            raise ValueError(f"more rows than the image height {self.height}")
+        a = checked_band(self, rows, "TIFF")
         y = 0
         while y < a.shape[0]:
             take = min(self._rows_per_strip - self._pending_rows, a.shape[0] - y)
