@@ -160,10 +160,10 @@ def test_models_tab_shows_the_standard_figure_from_the_model_card(
     set5 = next(b for b in card["benchmarks"] if b["set"] == "Set5")
     row = next(r for r in range(mv.table.rowCount()) if mv.table.item(r, 1).text() == builtin.name)
     psnr_col = mv.COLUMNS.index("PSNR-Y")
-    assert mv.table.item(row, psnr_col).text() == f"Set5 PSNR-Y {set5['psnr_y']:.2f} dB" == "Set5 PSNR-Y 31.07 dB"
+    assert mv.table.item(row, psnr_col).text() == f"Set5 PSNR-Y {set5['psnr_y']:.2f} dB" == "Set5 PSNR-Y 31.15 dB"
     mv.select_id(builtin.id)
     details = mv.details.text()
-    assert "Set5 PSNR-Y 31.07 dB" in details and "wallpaper validation set" in details
+    assert "Set5 PSNR-Y 31.15 dB" in details and "wallpaper validation set" in details
     assert "(val)" not in mv.table.item(row, psnr_col).text()
 
     # The figure comes from the card: another card, another figure.

@@ -45,14 +45,19 @@ def test_shipped_model_loads_with_descriptor_and_training_record(shipped: Path) 
     assert d.license.startswith("research use only") and "BSD200" in d.license
     training = d.training
     assert isinstance(training, dict) and training["trainer"] == "dipnet_core.train"
-    # the whole recipe ran: our own teacher (run 291's, as a file), distillation stages,
-    # reparameterization, pruning, fine-tune
-    stages = set(training["stages"])
-    assert {"reparam", "finetune"} <= stages and training["teacher"].startswith("file:training/")
-    assert any(s.startswith("distill") for s in stages) and training["prune_rounds"]
+    # The whole recipe ran, over its lineage (a run continued from a finished model records that
+    # model's own record as started_from): our own teacher (run 291's, as a file), distillation
+    # stages, reparameterization, pruning, fine-tune.
+    lineage = [training]
+    while "started_from" in lineage[-1]:
+        lineage.append(lineage[-1]["started_from"]["training"])
+    stages = {s for record in lineage for s in record["stages"]}
+    assert {"reparam", "finetune"} <= stages
+    assert all(record["teacher"].startswith("file:training/") for record in lineage)
+    assert any(s.startswith("distill") for s in stages) and any(record["prune_rounds"] for record in lineage)
     # no closing comparison: it compared against the model this one replaced, and a copy imported
     # into the library would ask "install a model that is worse?" for a model that is better
-    assert "comparison" not in training
+    assert all("comparison" not in record for record in lineage)
     assert shipped.stat().st_size < 2_000_000  # small enough to commit and ship in the wheel
 
 

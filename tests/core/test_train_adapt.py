@@ -78,6 +78,16 @@ def test_adapt_run_starts_from_the_builtin_model_and_compares_against_it(
     assert result.status == "done"
     m = result.metrics
     assert m["distill_1"]["continued_from"] == "builtin" and m["distill_1"]["widths"] == "48/32"
+    # The new file's training record keeps the start model's own record: the lineage survives a chain.
+    import hashlib
+
+    from dipnet_core.models.loader import read_descriptor as _read
+
+    started = _read(result.model_path).training["started_from"]
+    assert started["file"] == "builtin" and started["name"] == load_model(BUILTIN).descriptor.name
+    assert started["sha256"] == hashlib.sha256(BUILTIN.read_bytes()).hexdigest()
+    assert started["training"] == _read(BUILTIN).training
+    assert all("started_from" not in stage for stage in _read(result.model_path).training["stages"].values())
     assert set(m["distill_1"]["losses"]) == {"l1_hr", "l1_teacher", "anchor"}  # the full method
     assert "prune_1" not in m and load_model(result.model_path).module.config.widths_label() == "48/32"
 

@@ -117,6 +117,20 @@ def load_start_model(config: TrainConfig) -> tuple[DIPNet, Path]:
     return loaded.module.float().eval(), path
 
 
+def start_model_record(config: TrainConfig) -> dict[str, Any]:
+    """Where ``student.from_model`` came from, for the new model's training record: the file as
+    configured, its content hash and its own training record, so a chain of continued runs keeps
+    its whole lineage (each record nests the one it started from)."""
+    import hashlib
+
+    from ...models.loader import read_descriptor
+
+    path = resolve_model_path(str(config.student.from_model), "student.from_model")
+    descriptor = read_descriptor(path)
+    return {"file": str(config.student.from_model), "name": descriptor.name,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "training": descriptor.training}
+
+
 def new_student(config: TrainConfig) -> DIPNetTrain:
     """The student distillation starts from: the re-expanded ``student.from_model``, else random weights."""
     if config.student.from_model:

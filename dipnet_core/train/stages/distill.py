@@ -32,7 +32,14 @@ from ..context import RunContext
 from ..loop import LossFn, StageSpec, TrainNet, train_loop
 from ..losses import AnchorAdapters, DistillLoss, default_anchor_pairs
 from ..teacher_input import teacher_input_for
-from .common import STREAM_DISTILL, done_metrics, model_summary, new_student, warm_start_payload
+from .common import (
+    STREAM_DISTILL,
+    done_metrics,
+    model_summary,
+    new_student,
+    start_model_record,
+    warm_start_payload,
+)
 from .teacher import Teacher, frozen_teacher
 
 __all__ = ["ProgressiveSchedule", "anchor_setup", "distill", "distill_stage_names", "loss_terms"]
@@ -193,6 +200,8 @@ def _distill_phase(ctx: RunContext, schedule: ProgressiveSchedule, k: int) -> di
         metrics["teacher_self_ensemble"] = True
     if k == 1 and (cfg.student.init or cfg.student.from_model):
         metrics["continued_from"] = str(cfg.student.init or cfg.student.from_model)
+    if k == 1 and cfg.student.from_model:
+        metrics["started_from"] = start_model_record(cfg)
     ctx.finish_stage(name, metrics, output=out)
     return metrics
 

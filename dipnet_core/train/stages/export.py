@@ -26,9 +26,10 @@ __all__ = ["export"]
 
 def _training_summary(ctx: RunContext) -> dict[str, Any]:
     """Per-stage metrics for the model's metadata (without bulky histories)."""
-    stages = {}
+    stages, started_from = {}, None
     for stage, m in ctx.state.get("metrics", {}).items():
-        stages[stage] = {k: v for k, v in m.items() if k not in ("val_history", "config", "notes")}
+        stages[stage] = {k: v for k, v in m.items() if k not in ("val_history", "config", "notes", "started_from")}
+        started_from = started_from or m.get("started_from")
     rounds = [{"round": int(s.split("_")[1]), "widths": m.get("widths"), "params": m.get("params"),
                "latency_s_per_mp": m.get("latency_s_per_mp"), "psnr_y": m.get("psnr_y")}
               for s, m in ctx.state.get("metrics", {}).items() if s.startswith("prune_")]
@@ -36,7 +37,8 @@ def _training_summary(ctx: RunContext) -> dict[str, Any]:
     return {"trainer": "dipnet_core.train", "preset": cfg.preset, "seed": cfg.run.seed,
             "teacher": cfg.teacher.kind if cfg.teacher.kind != "file" else f"file:{cfg.teacher.path}",
             "train_images": len(ctx.images) if ctx.images is not None else None,
-            "val_images": len(ctx.val), "stages": stages, "prune_rounds": rounds}
+            "val_images": len(ctx.val), "stages": stages, "prune_rounds": rounds,
+            **({"started_from": started_from} if started_from else {})}
 
 
 def _int8_twin(ctx: RunContext, model: DIPNet, descriptor: Any) -> dict[str, Any]:
