@@ -39,6 +39,7 @@ __all__ = [
     "l1_importance",
     "measure_latency",
     "pad_dipnet",
+    "padded_config",
     "prune_dipnet",
     "select_channels",
     "validate_target",

@@ -198,7 +198,7 @@ class RunContext:
             else:
                 _check_same_recipe(run_dir, config)
             save_config(config, run_dir / "config.toml")
-            # The log stays open for the whole run; TrainContext.close() closes it.
+            # The log stays open for the whole run; RunContext.close() closes it.
             ctx._log = open(run_dir / "log.txt", "a", encoding="utf-8")  # noqa: SIM115
             ctx._printer = ev.ProgressPrinter(ctx._log)
         barrier(dist_info)

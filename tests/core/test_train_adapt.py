@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -182,3 +183,33 @@ def test_time_estimate_covers_every_training_stage_and_leaves_the_rng_alone(
     steps = {"teacher": 6, "distill_1": 4, "distill_2": 4, "prune_1": 3, "finetune": 2}
     for stage, n in steps.items():
         assert est.stages[stage] == pytest.approx(est.seconds_per_step[stage] * n, rel=0.05, abs=0.1)
+
+
+def test_ship_model_drops_the_comparison_and_writes_checked_twins(tmp_path: Path) -> None:
+    import importlib.util
+
+    from dipnet_core.models.loader import read_descriptor
+
+    torch.manual_seed(2)
+    model = DIPNet(DIPNetConfig.uniform(16, 16, n_blocks=2, esa=8))
+    base = dipnet_descriptor(model, name="run-output")
+    record = {"trainer": "dipnet_core.train", "comparison": {"reference": "start"},
+              "started_from": {"file": "builtin", "training": {"prune_rounds": [1]}}}
+    run_file = save_model(tmp_path / "run" / "run-output.safetensors", model,
+                          dataclasses.replace(base, training=record))
+    script = Path(__file__).resolve().parents[2] / "scripts" / "ship_model.py"
+    spec = importlib.util.spec_from_file_location("ship_model", script)
+    assert spec is not None and spec.loader is not None
+    ship_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship_model)
+
+    shipped = ship_model.ship(run_file, tmp_path / "models")
+    assert [p.name for p in shipped] == ["run-output.safetensors", "run-output.onnx", "run-output.grid.onnx"]
+    training = read_descriptor(shipped[0]).training
+    assert "comparison" not in training and training["started_from"] == record["started_from"]
+    assert "comparison" in read_descriptor(run_file).training  # the run's own file is left as it was
+    x = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(shipped[0]).module(x), model(x))
+    assert load_model(shipped[1]).descriptor.name == "run-output"
+    assert ship_model.main([str(shipped[1]), str(tmp_path / "again")]) == 1  # an ONNX file is refused
