@@ -36,6 +36,7 @@ __all__ = [
     "ImportanceCriterion",
     "PruneSchedule",
     "channel_groups",
+    "grow_dipnet",
     "l1_importance",
     "measure_latency",
     "pad_dipnet",
@@ -221,29 +222,51 @@ def pad_dipnet(model: DIPNet, multiple: int) -> DIPNet:
     if multiple < 1:
         raise ValueError(f"multiple must be >= 1, got {multiple}")
     target = padded_config(model.config, multiple)
-    if target == model.config:
-        return model
-    pads: dict[str, list[tuple[int, int]]] = {}
+    return model if target == model.config else grow_dipnet(model, target)
+
+
+def grow_dipnet(model: DIPNet, target: DIPNetConfig, init_std: float = 0.0,
+                generator: torch.Generator | None = None) -> DIPNet:
+    """``model`` widened to ``target``'s widths, computing the same function.
+
+    Every added channel is read by zero weights, so whatever it holds never reaches
+    the output. With ``init_std = 0`` it is also produced by zero filters and stays
+    zero (exact padding, :func:`pad_dipnet`); with ``init_std > 0`` its filters start
+    random (normal, that std), so it carries a signal and the zero weights reading it
+    get gradient: the room a continued training run grows into (net2net-style
+    widening, function-preserving at step 0). Biases of added channels are zero.
+    """
+    extras: dict[str, int] = {}
     for group in channel_groups(model.config):
         extra = _group_width(target, group.name) - group.size
+        if extra < 0:
+            raise ValueError(f"grow_dipnet cannot narrow group '{group.name}' ({group.size} -> {group.size + extra})")
+        extras[group.name] = extra
+    pads: dict[str, list[tuple[int, int]]] = {}
+    for group in channel_groups(model.config):
         for name in group.producers:
-            pads.setdefault(f"{name}.weight", []).append((0, extra))
-            pads.setdefault(f"{name}.bias", []).append((0, extra))
+            pads.setdefault(f"{name}.weight", []).append((0, extras[group.name]))
+            pads.setdefault(f"{name}.bias", []).append((0, extras[group.name]))
         for name in group.consumers:
-            pads.setdefault(f"{name}.weight", []).append((1, extra))
+            pads.setdefault(f"{name}.weight", []).append((1, extras[group.name]))
     new_sd: dict[str, torch.Tensor] = {}
     for key, tensor in model.state_dict().items():
         t = tensor
-        for dim, extra in pads.get(key, ()):
+        # Output rows (dim 0) first: their new rows span the old input width only, and the
+        # input padding after them is zero for every row, old and new alike.
+        for dim, extra in sorted(pads.get(key, ()), key=lambda p: p[0]):
             if extra:
                 shape = list(t.shape)
                 shape[dim] = extra
-                t = torch.cat([t, t.new_zeros(shape)], dim=dim)
+                fill = t.new_zeros(shape)
+                if dim == 0 and init_std > 0 and key.endswith(".weight"):
+                    fill = torch.randn(shape, generator=generator, dtype=torch.float32).to(t) * init_std
+                t = torch.cat([t, fill], dim=dim)
         new_sd[key] = t.clone()
     p = next(model.parameters())
-    padded = DIPNet(target).to(device=p.device, dtype=p.dtype)
-    padded.load_state_dict(new_sd, strict=True)
-    return padded.train(model.training)
+    grown = DIPNet(target).to(device=p.device, dtype=p.dtype)
+    grown.load_state_dict(new_sd, strict=True)
+    return grown.train(model.training)
 
 
 # ---------------------------------------------------------------------------

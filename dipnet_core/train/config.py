@@ -108,6 +108,10 @@ class StudentConfig:
     # model), re-expanded into training blocks that compute exactly the same function. The
     # student then has that model's widths (feat/mid/n_blocks/esa above are not used).
     from_model: str | None = None
+    # With from_model: widen the start model to [feat, mid] before re-expanding it (prune.grow_dipnet:
+    # the added channels start with small random filters read by zero weights, so the function is
+    # unchanged at step 0 and training grows into the room). Empty = keep the model's widths.
+    grow_to: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +145,9 @@ class DistillConfig:
     # L1 between the 2-D FFTs of the student's SR and the HR (losses.FrequencyL1Loss); 0 = off.
     # Applies to distillation and the fine-tunes after pruning.
     freq_weight: float = 0.0
+    # "l1" or "mse": the pixel loss of the HR and enhanced-HR terms (here and in the fine-tunes after
+    # pruning). MSE is what PSNR measures; the usual use is a last fine-tune of a model trained on L1.
+    pixel_loss: str = "l1"
     alpha: float = 1.0  # L1 to the teacher-enhanced HR (teacher SR of the same LR input)
     beta: float = 0.1  # multi-anchor feature L1 through 1x1 adapters
     # [[student_block, teacher_block], ...] 1-based; empty = spread evenly over the teacher's depth.
@@ -260,6 +267,10 @@ class TrainConfig:
             raise ConfigError("student.init and student.from_model exclude each other (one starting point)")
         if self.student.from_model and self.student.expansion < 1.0:
             raise ConfigError("student.from_model needs student.expansion >= 1 to re-expand the fused model exactly")
+        if self.student.grow_to and not self.student.from_model:
+            raise ConfigError("student.grow_to widens a start model: it needs student.from_model")
+        if self.student.grow_to and (len(self.student.grow_to) != 2 or min(self.student.grow_to) < 1):
+            raise ConfigError(f"student.grow_to must be [feat, mid] (two widths >= 1), got {self.student.grow_to}")
         if self.teacher.init and self.teacher.kind != "train":
             raise ConfigError(f"teacher.init only applies to teacher.kind = 'train' (is {self.teacher.kind!r})")
         for key, init in (("teacher.init", self.teacher.init), ("student.init", self.student.init),
@@ -288,6 +299,8 @@ class TrainConfig:
             if self.data.paired_lr_dirs:
                 raise ConfigError("data.degradation cannot be combined with data.paired_lr_dirs "
                                   "(the pairs fix the LR)")
+        if self.distill.pixel_loss not in ("l1", "mse"):
+            raise ConfigError(f"distill.pixel_loss must be 'l1' or 'mse', got {self.distill.pixel_loss!r}")
         if not self.distill.stages:
             raise ConfigError("distill.stages is empty")
         patches = [("distill.stages", s.lr_patch) for s in self.distill.stages]

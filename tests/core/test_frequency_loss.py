@@ -1,4 +1,4 @@
-"""The optional frequency-domain term of the distillation loss (distill.freq_weight)."""
+"""Options of the distillation loss: the frequency-domain term (distill.freq_weight) and the pixel loss (distill.pixel_loss)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dipnet_core.train.config import load_config, preset
+from dipnet_core.train.config import ConfigError, load_config, preset
 from dipnet_core.train.losses import DistillLoss, FrequencyL1Loss
 
 
@@ -61,3 +61,20 @@ def test_config_option_round_trips(tmp_path: Path) -> None:
     p = tmp_path / "c.toml"
     p.write_text('preset = "quick-cpu"\n[distill]\nfreq_weight = 0.05\n')
     assert load_config(p).distill.freq_weight == 0.05
+
+
+def test_mse_pixel_loss_squares_both_pixel_terms_and_is_refused_unknown(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    sr, hr, t_sr = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    total, parts = DistillLoss(1.0, alpha=0.5, pixel="mse")(sr, hr, t_sr)
+    assert set(parts) == {"mse_hr", "mse_teacher", "total"}
+    assert float(parts["mse_hr"]) == pytest.approx(float(((sr - hr) ** 2).mean()))
+    assert float(total) == pytest.approx(float(((sr - hr) ** 2).mean() + 0.5 * ((sr - t_sr) ** 2).mean()))
+    with pytest.raises(ValueError, match="pixel loss"):
+        DistillLoss(1.0, pixel="l2")
+    p = tmp_path / "c.toml"
+    p.write_text('preset = "quick-cpu"\n[distill]\npixel_loss = "mse"\n')
+    assert load_config(p).distill.pixel_loss == "mse"
+    p.write_text('preset = "quick-cpu"\n[distill]\npixel_loss = "huber"\n')
+    with pytest.raises(ConfigError, match="pixel_loss"):
+        load_config(p)

@@ -12,6 +12,7 @@ from dipnet_core.models.loader import detect_dipnet_config
 from dipnet_core.prune import (
     PruneSchedule,
     channel_groups,
+    grow_dipnet,
     l1_importance,
     measure_latency,
     pad_dipnet,
@@ -194,3 +195,28 @@ def test_padding_widths_keeps_the_function_exactly(bias: bool, multiple: int) ->
     assert pad_dipnet(padded, multiple) is padded
     with pytest.raises(ValueError, match="multiple"):
         pad_dipnet(model, 0)
+
+
+def test_growing_widths_keeps_the_function_and_the_new_channels_learn() -> None:
+    torch.manual_seed(5)
+    config = DIPNetConfig(feat=12, blocks=(BlockWidths(10, 8, 4), BlockWidths(9, 11, 4)), scale=2, bias=True)
+    model = DIPNet(config).eval()
+    target = DIPNetConfig.uniform(16, 14, n_blocks=2, esa=4, scale=2)
+    target = DIPNetConfig(feat=16, blocks=target.blocks, scale=2, bias=True)
+    grown = grow_dipnet(model, target, init_std=0.05, generator=torch.Generator().manual_seed(0)).eval()
+    assert grown.config == target
+    x = torch.rand(1, 3, 19, 23)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), model(x), rtol=0, atol=2e-6)
+    # The added feature channels carry a signal (random producers), read by zero weights...
+    up = grown.upsampler[0].weight
+    assert torch.count_nonzero(up[:, 12:]) == 0 and torch.count_nonzero(grown.conv_1.weight[12:]) > 0
+    # ...which get gradient, so training can use them (zero padding would leave them dead).
+    grown.train()
+    grown(x).square().mean().backward()
+    assert float(up.grad[:, 12:].abs().sum()) > 0
+    padded = grow_dipnet(model, target).train()
+    padded(x).square().mean().backward()
+    assert float(padded.upsampler[0].weight.grad[:, 12:].abs().sum()) == 0
+    with pytest.raises(ValueError, match="narrow"):
+        grow_dipnet(grown, config)

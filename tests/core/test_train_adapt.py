@@ -18,6 +18,7 @@ from dipnet_core.train import run_pipeline
 from dipnet_core.train.config import ConfigError, ProgressiveStage, TrainConfig, preset
 from dipnet_core.train.context import RunContext
 from dipnet_core.train.expand import expand_fused
+from dipnet_core.train.stages.common import grown_start_model, new_student
 
 BUILTIN = builtin_model_path()
 needs_builtin = pytest.mark.skipif(BUILTIN is None, reason="this build carries no built-in model")
@@ -50,6 +51,29 @@ def test_expanded_builtin_model_computes_the_same_function() -> None:
     train(torch.rand(1, 3, 16, 16)).mean().backward()
     rep = train.block_1.c1_r
     assert rep.shortcut.weight_v.grad.abs().sum() > 0 and rep.squeeze.weight_v.grad.abs().sum() > 0
+
+
+@needs_builtin
+def test_grown_start_model_keeps_the_function_and_is_checked(data_dir: Path, tiny_teacher: Path, tmp_path: Path) -> None:
+    cfg = _adapt_cfg(tmp_path / "run", data_dir, tiny_teacher)
+    cfg.student.grow_to = [56, 40]
+    cfg.validate()
+    fused = load_model(BUILTIN).module.eval()
+    student = new_student(cfg).eval()
+    assert student.config.feat == 56 and {(b.mid1, b.mid2) for b in student.config.blocks} == {(40, 40)}
+    x = torch.rand(1, 3, 21, 26)
+    with torch.no_grad():
+        assert (student(x) - fused(x)).abs().max() < 1e-5
+    # The same seed grows the same model (the expansion's fresh branches follow the run's global
+    # seed, like any run's); narrower than the start model or without one is refused.
+    torch.testing.assert_close(grown_start_model(fused, cfg).state_dict(), grown_start_model(fused, cfg).state_dict(),
+                               rtol=0, atol=0)
+    cfg.student.grow_to = [40, 40]
+    with pytest.raises(ConfigError, match="narrower"):
+        new_student(cfg)
+    cfg.student.from_model, cfg.student.grow_to = None, [56, 40]
+    with pytest.raises(ConfigError, match="needs student.from_model"):
+        cfg.validate()
 
 
 def test_expansion_below_one_is_refused() -> None:

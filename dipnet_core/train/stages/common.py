@@ -5,6 +5,7 @@ Kept out of the stage modules so that each of them reads as its step of the meth
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 
 from ...models.dipnet import DIPNet, DIPNetConfig, count_parameters
 from ...models.train_blocks import DIPNetTrain
-from ...prune import measure_latency
+from ...prune import grow_dipnet, measure_latency
 from ...resources import BUILTIN_MODEL_NAME, builtin_models_dir
 from ..checkpoint import load_checkpoint
 from ..config import BUILTIN, ConfigError, TrainConfig
@@ -131,10 +132,29 @@ def start_model_record(config: TrainConfig) -> dict[str, Any]:
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "training": descriptor.training}
 
 
+#: Std of the filters that produce a grown model's added channels: small beside the trained filters
+#: (~0.05-0.1), so the new channels start quiet, yet large enough to give their readers gradient.
+GROW_INIT_STD = 0.01
+
+
+def grown_start_model(model: DIPNet, config: TrainConfig) -> DIPNet:
+    """``model`` widened to ``student.grow_to`` (same function), seeded by ``run.seed``."""
+    feat, mid = config.student.grow_to
+    c = model.config
+    if feat < c.feat or any(mid < w for b in c.blocks for w in (b.mid1, b.mid2)):
+        raise ConfigError(f"student.grow_to {config.student.grow_to} is narrower than the start model "
+                          f"({c.feat} features, mid {max(max(b.mid1, b.mid2) for b in c.blocks)})")
+    target = replace(c, feat=feat, blocks=tuple(replace(b, mid1=mid, mid2=mid) for b in c.blocks))
+    generator = torch.Generator().manual_seed(config.run.seed)
+    return grow_dipnet(model, target, init_std=GROW_INIT_STD, generator=generator)
+
+
 def new_student(config: TrainConfig) -> DIPNetTrain:
     """The student distillation starts from: the re-expanded ``student.from_model``, else random weights."""
     if config.student.from_model:
         model, _ = load_start_model(config)
+        if config.student.grow_to:
+            model = grown_start_model(model, config)
         return expand_fused(model, config.student.expansion, fuse_in_forward=True).train()
     return DIPNetTrain(student_config(config), expansion=config.student.expansion, fuse_in_forward=True)
 

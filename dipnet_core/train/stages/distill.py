@@ -135,7 +135,8 @@ def _distill_loss(cfg: TrainConfig, teacher: Teacher | None, pairs: list[tuple[i
     """HR L1 + alpha * enhanced-HR L1 + beta * multi-anchor L1 (terms without their inputs are off)."""
     dc = cfg.distill
     loss = DistillLoss(dc.hr_weight, dc.alpha if teacher is not None else 0.0,
-                       dc.beta if adapters is not None else 0.0, pairs, freq_weight=dc.freq_weight)
+                       dc.beta if adapters is not None else 0.0, pairs, freq_weight=dc.freq_weight,
+                       pixel=dc.pixel_loss)
     teacher_lr = teacher_input_for(cfg)  # with degraded training LR the teacher still sees a clean one
 
     def loss_fn(sr, adapted, lr, hr):
@@ -210,11 +211,11 @@ def loss_terms(loss: DistillLoss) -> set[str]:
     """Names of the loss terms ``loss`` computes (recorded in the stage's metrics)."""
     terms = set()
     if loss.hr_weight > 0:
-        terms.add("l1_hr")
+        terms.add(f"{loss.pixel_name}_hr")
     if loss.freq_weight > 0:
         terms.add("fft_hr")
     if loss.alpha > 0:
-        terms.add("l1_teacher")
+        terms.add(f"{loss.pixel_name}_teacher")
     if loss.beta > 0:
         terms.add("anchor")
     return terms

@@ -22,7 +22,7 @@ def finetune_loss(ctx: RunContext, alpha: float) -> tuple[LossFn, str]:
     """(loss, target kind): HR L1 plus, when there is a teacher and ``alpha > 0``, the enhanced-HR term."""
     teacher = frozen_teacher(ctx) if alpha > 0 and ctx.config.teacher.kind != "none" else None
     dc = ctx.config.distill
-    loss = DistillLoss(dc.hr_weight, alpha if teacher else 0.0, freq_weight=dc.freq_weight)
+    loss = DistillLoss(dc.hr_weight, alpha if teacher else 0.0, freq_weight=dc.freq_weight, pixel=dc.pixel_loss)
     teacher_lr = teacher_input_for(ctx.config)
 
     def loss_fn(sr, adapted, lr, hr):
