@@ -139,6 +139,10 @@ class ProgressiveStage:
     lr: float | None = None  # None: DistillConfig.lr
 
 
+#: ``distill.pixel_loss`` values (losses.pixel_loss).
+PIXEL_LOSSES = ("l1", "mse")
+
+
 @dataclass
 class DistillConfig:
     hr_weight: float = 1.0  # plain L1 to the ground-truth HR
@@ -299,8 +303,8 @@ class TrainConfig:
             if self.data.paired_lr_dirs:
                 raise ConfigError("data.degradation cannot be combined with data.paired_lr_dirs "
                                   "(the pairs fix the LR)")
-        if self.distill.pixel_loss not in ("l1", "mse"):
-            raise ConfigError(f"distill.pixel_loss must be 'l1' or 'mse', got {self.distill.pixel_loss!r}")
+        if self.distill.pixel_loss not in PIXEL_LOSSES:
+            raise ConfigError(f"distill.pixel_loss must be one of {PIXEL_LOSSES}, got {self.distill.pixel_loss!r}")
         if not self.distill.stages:
             raise ConfigError("distill.stages is empty")
         patches = [("distill.stages", s.lr_patch) for s in self.distill.stages]

@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import PIXEL_LOSSES
+
 __all__ = ["PIXEL_LOSSES", "AnchorAdapters", "DistillLoss", "EnhancedHRLoss", "FrequencyL1Loss", "L1Loss",
-           "MSELoss", "MultiAnchorLoss", "default_anchor_pairs"]
+           "MSELoss", "MultiAnchorLoss", "default_anchor_pairs", "pixel_loss"]
 
 
 class L1Loss:
@@ -38,8 +40,11 @@ class MSELoss:
         return F.mse_loss(sr.float(), hr.float())
 
 
-#: ``distill.pixel_loss`` values: the pixel losses of the HR and enhanced-HR terms.
-PIXEL_LOSSES = ("l1", "mse")
+def pixel_loss(name: str) -> L1Loss | MSELoss:
+    """The pixel loss ``distill.pixel_loss`` names."""
+    if name not in PIXEL_LOSSES:
+        raise ValueError(f"pixel loss must be one of {PIXEL_LOSSES}, got {name!r}")
+    return L1Loss() if name == "l1" else MSELoss()
 
 
 class FrequencyL1Loss:
@@ -58,7 +63,7 @@ class EnhancedHRLoss:
     """L1 (or MSE) to the teacher's output; the target is detached so no gradient reaches the teacher."""
 
     def __init__(self, pixel: str = "l1") -> None:
-        self.pixel = L1Loss() if pixel == "l1" else MSELoss()
+        self.pixel = pixel_loss(pixel)
 
     def __call__(self, sr: torch.Tensor, teacher_sr: torch.Tensor) -> torch.Tensor:
         return self.pixel(sr, teacher_sr.detach())
@@ -106,18 +111,15 @@ class DistillLoss:
     """``hr_weight * L1(sr, hr) + freq_weight * FFT-L1(sr, hr) + alpha * L1(sr, teacher_sr) + beta * multi-anchor``.
 
     ``pixel = "mse"`` puts squared errors in the two pixel terms (named ``mse_hr`` and
-    ``mse_teacher`` in the parts then). Terms with zero weight (or no teacher) are not computed. Returns the total
-    and a dict of the detached parts (still tensors on the device: the training
-    loop reads them on the host only at log steps) including ``"total"``.
+    ``mse_teacher`` in the parts then). Terms with zero weight (or no teacher) are not
+    computed. Returns the total and a dict of the detached parts (still tensors on the
+    device: the training loop reads them on the host only at log steps) including ``"total"``.
     """
 
     def __init__(self, hr_weight: float = 1.0, alpha: float = 0.0, beta: float = 0.0,
                  pairs: Sequence[tuple[int, int]] = (), freq_weight: float = 0.0, pixel: str = "l1") -> None:
-        if pixel not in PIXEL_LOSSES:
-            raise ValueError(f"pixel loss must be one of {PIXEL_LOSSES}, got {pixel!r}")
         self.hr_weight, self.alpha, self.beta, self.freq_weight = hr_weight, alpha, beta, freq_weight
-        self.pixel_name = pixel
-        self.l1 = L1Loss() if pixel == "l1" else MSELoss()
+        self.pixel_name, self.pixel = pixel, pixel_loss(pixel)
         self.enhanced, self.anchor = EnhancedHRLoss(pixel), MultiAnchorLoss(pairs)
         self.freq = FrequencyL1Loss()
 
@@ -128,7 +130,7 @@ class DistillLoss:
         total = sr.new_zeros((), dtype=torch.float32)
         if self.hr_weight > 0:
             key = f"{self.pixel_name}_hr"
-            parts[key] = self.l1(sr, hr)
+            parts[key] = self.pixel(sr, hr)
             total = total + self.hr_weight * parts[key]
         if self.freq_weight > 0:
             parts["fft_hr"] = self.freq(sr, hr)

@@ -132,7 +132,8 @@ def anchor_setup(dc: DistillConfig, student: DIPNetTrain, teacher: Teacher | Non
 
 def _distill_loss(cfg: TrainConfig, teacher: Teacher | None, pairs: list[tuple[int, int]],
                   adapters: AnchorAdapters | None) -> tuple[DistillLoss, LossFn]:
-    """HR L1 + alpha * enhanced-HR L1 + beta * multi-anchor L1 (terms without their inputs are off)."""
+    """HR pixel loss + alpha * enhanced-HR pixel loss + beta * multi-anchor L1 (terms without their
+    inputs are off; the pixel loss is L1 or ``distill.pixel_loss``'s MSE)."""
     dc = cfg.distill
     loss = DistillLoss(dc.hr_weight, dc.alpha if teacher is not None else 0.0,
                        dc.beta if adapters is not None else 0.0, pairs, freq_weight=dc.freq_weight,
