@@ -236,19 +236,16 @@ def grow_dipnet(model: DIPNet, target: DIPNetConfig, init_std: float = 0.0,
     get gradient: the room a continued training run grows into (net2net-style
     widening, function-preserving at step 0). Biases of added channels are zero.
     """
-    extras: dict[str, int] = {}
+    pads: dict[str, list[tuple[int, int]]] = {}
     for group in channel_groups(model.config):
         extra = _group_width(target, group.name) - group.size
         if extra < 0:
             raise ValueError(f"grow_dipnet cannot narrow group '{group.name}' ({group.size} -> {group.size + extra})")
-        extras[group.name] = extra
-    pads: dict[str, list[tuple[int, int]]] = {}
-    for group in channel_groups(model.config):
         for name in group.producers:
-            pads.setdefault(f"{name}.weight", []).append((0, extras[group.name]))
-            pads.setdefault(f"{name}.bias", []).append((0, extras[group.name]))
+            pads.setdefault(f"{name}.weight", []).append((0, extra))
+            pads.setdefault(f"{name}.bias", []).append((0, extra))
         for name in group.consumers:
-            pads.setdefault(f"{name}.weight", []).append((1, extras[group.name]))
+            pads.setdefault(f"{name}.weight", []).append((1, extra))
     new_sd: dict[str, torch.Tensor] = {}
     for key, tensor in model.state_dict().items():
         t = tensor

@@ -142,12 +142,12 @@ def grown_start_model(model: DIPNet, config: TrainConfig) -> DIPNet:
     """``model`` widened to ``student.grow_to`` (same function), seeded by ``run.seed``."""
     feat, mid = config.student.grow_to
     c = model.config
-    if feat < c.feat or any(mid < w for b in c.blocks for w in (b.mid1, b.mid2)):
-        raise ConfigError(f"student.grow_to {config.student.grow_to} is narrower than the start model "
-                          f"({c.feat} features, mid {max(max(b.mid1, b.mid2) for b in c.blocks)})")
     target = replace(c, feat=feat, blocks=tuple(replace(b, mid1=mid, mid2=mid) for b in c.blocks))
     generator = torch.Generator().manual_seed(config.run.seed)
-    return grow_dipnet(model, target, init_std=GROW_INIT_STD, generator=generator)
+    try:
+        return grow_dipnet(model, target, init_std=GROW_INIT_STD, generator=generator)
+    except ValueError as e:  # a width below the start model's
+        raise ConfigError(f"student.grow_to {config.student.grow_to} is narrower than the start model: {e}") from None
 
 
 def new_student(config: TrainConfig) -> DIPNetTrain:
