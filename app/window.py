@@ -10,7 +10,7 @@ import platform
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QUrl
+from PySide6.QtCore import QByteArray, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices
 
 from . import edition
@@ -25,9 +25,15 @@ from .views.main_window import MainWindowView
 if TYPE_CHECKING:
     from .controllers.train import TrainController
 
+#: How long the "measuring the engine" note stays (it takes up to ~20 s on a 2-core CPU).
+MEASURING_SHOWN_MS = 30_000
+
 
 class MainWindow(MainWindowView):
     """The main window with its four tab controllers."""
+
+    #: A fresh engine measurement started (on a worker thread): the status bar says why the wait.
+    engineMeasuring = Signal(str)
 
     def __init__(
         self, ctx: AppContext, reporter: ErrorReporter | None = None, theme: ThemeManager | None = None
@@ -48,6 +54,13 @@ class MainWindow(MainWindowView):
         self.models = ModelsController(self.models_view, ctx, theme, reporter, self,
                                        can_measure_quality=not missing)
 
+        from dipnet_core.engine.backends.autoselect import add_measurement_listener
+
+        # The first run of a model on a machine times its engine paths for seconds before the first
+        # preview; the emit crosses to the GUI thread as a queued signal.
+        self.engineMeasuring.connect(lambda message: self.statusBar().showMessage(message, MEASURING_SHOWN_MS))
+        self._stop_listening = add_measurement_listener(self.engineMeasuring.emit)
+        self.destroyed.connect(self._stop_listening)
         self.upscale.batchOffered.connect(self._to_batch)
         self.upscale_view.importModelRequested.connect(self.models.import_dialog)
         ctx.engineChanged.connect(self._update_model_status)
@@ -134,6 +147,7 @@ class MainWindow(MainWindowView):
             event.ignore()
             return
         self.save_state()
+        self._stop_listening()
         # Stop this window's work first, so no late result reaches a controller being deleted.
         self.upscale.shutdown()
         self.batch.cancel()

@@ -13,6 +13,7 @@ from .common import (
     add_engine_args,
     add_model_arg,
     load,
+    measurement_notice,
     positive_float,
     positive_int,
 )
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"input {args.size}x{args.size} ({megapixels:.3f} MP), about {args.seconds:g} s per configuration")
     auto = None
     if args.backend == "auto" and args.precision == "auto" and args.device in ("auto", "cpu"):
-        auto = create_backend(loaded, device=args.device)
+        with measurement_notice():
+            auto = create_backend(loaded, device=args.device)
         print(f"auto: {auto.describe()}: {auto.choice.reason if auto.choice else 'explicit'}")
     int8_check = auto.choice.int8_check if auto is not None and auto.choice is not None else {}
     out_megapixels = megapixels * loaded.descriptor.scale ** 2

@@ -176,10 +176,23 @@ def load(model: str | None, args: argparse.Namespace | None = None, megapixels: 
     return load_model(path)
 
 
+@contextmanager
+def measurement_notice() -> Iterator[None]:
+    """While inside, a fresh engine measurement (seconds, the first run of a model here) is said on stderr."""
+    from ..engine.backends.autoselect import add_measurement_listener
+
+    remove = add_measurement_listener(lambda message: print(message, file=sys.stderr, flush=True))
+    try:
+        yield
+    finally:
+        remove()
+
+
 def make_upscaler(loaded: Any, args: argparse.Namespace) -> Any:
     from ..engine import TiledUpscaler, create_backend
 
-    backend = create_backend(loaded, backend=args.backend, device=args.device, precision=args.precision)
+    with measurement_notice():
+        backend = create_backend(loaded, backend=args.backend, device=args.device, precision=args.precision)
     try:
         return TiledUpscaler(backend, tile_size=args.tile)
     except ValueError as exc:  # e.g. --tile below the model's minimum: a usage error

@@ -87,6 +87,70 @@ def test_measure_picks_the_fastest_path_then_its_tile(tiny: LoadedModel, monkeyp
     assert choice.tile == 160 and "160 px tiles" in choice.reason
 
 
+def test_close_paths_are_compared_at_the_tilers_own_tile(tiny: LoadedModel, monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """What the AVX2 EPYC did: torch fp32 ties at 160 px and wins at 320, but the tiler runs 512 px tiles."""
+    from dipnet_core.engine.upscaler import CPU_TILE_SIZE
+
+    assert autoselect.TILE_CANDIDATES[-1] == CPU_TILE_SIZE  # "large tiles" means the size the tiler runs
+    monkeypatch.setattr(hardware, "physical_cores", lambda: 2)
+    cands = [Candidate("torch", "fp32"), Candidate("onnx", "fp32"), Candidate("onnx", "int8")]
+    # s per useful MP as measured there (int8 made slow enough to fall outside the margin).
+    table = {("torch", "fp32", True, 160): 29.5, ("onnx", "fp32", True, 160): 30.6, ("onnx", "int8", True, 160): 40.0,
+             ("torch", "fp32", False, 160): 47.5, ("torch", "fp32", True, 320): 7.2, ("onnx", "fp32", True, 320): 8.5,
+             ("torch", "fp32", True, 512): 9.6, ("onnx", "fp32", True, 512): 6.3, ("onnx", "int8", True, 512): 1.0}
+    calls: list[tuple[Candidate, int]] = []
+    choice = measure(tiny, _fake_runner(table, calls), cands, {}, tiles=autoselect.TILE_CANDIDATES)
+    assert (choice.backend, choice.precision, choice.tile) == ("onnx", "fp32", None)
+    assert choice.s_per_mp == pytest.approx(6.3)
+    assert "close at 160 px" in choice.reason and "torch fp32 9.60" in choice.reason
+    # The winner at every larger tile, the other close path at the tiler's tile, int8 (1.36x slower
+    # at 160 px) never beyond the first; then the winner's other threading at its tile.
+    large = [(c.backend, c.precision, c.tile_workers, t) for c, t in calls if t > 160]
+    assert large == [("torch", "fp32", True, 320), ("torch", "fp32", True, 512), ("onnx", "fp32", True, 512),
+                     ("onnx", "fp32", False, 512)]
+
+    # Where torch keeps its lead at the middle tile only, it wins with that tile, not "as large as possible".
+    table[("onnx", "fp32", True, 512)] = 8.0
+    choice = measure(tiny, _fake_runner(table), cands, {}, tiles=autoselect.TILE_CANDIDATES)
+    assert (choice.backend, choice.tile) == ("torch", 320)
+
+
+class _SleepyBackend:
+    """Just enough of a Backend for BackendRunner: counts runs, each takes ``seconds``."""
+
+    in_channels, grid_aware, workers = 3, False, 1
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.runs = seconds, 0
+
+    def init_worker(self) -> None:
+        pass
+
+    def workers_ready(self) -> None:
+        pass
+
+    def run(self, x: np.ndarray, grid: object = None) -> np.ndarray:
+        import time
+
+        self.runs += 1
+        time.sleep(self.seconds)
+        return x
+
+
+def test_long_timing_batches_run_once_after_the_warm_up(tiny: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = _SleepyBackend(0.02)
+    runner = autoselect.BackendRunner(tiny, lambda _c: backend)  # type: ignore[arg-type,return-value]
+    monkeypatch.setattr(autoselect, "LONG_BATCH_S", 10.0)
+    runner(Candidate("onnx", "fp32"), 64)
+    assert backend.runs == 3  # warm-up, then the best of two
+    monkeypatch.setattr(autoselect, "LONG_BATCH_S", 0.01)
+    backend.runs = 0
+    s_per_mp = runner(Candidate("onnx", "fp32"), 64)
+    assert backend.runs == 2  # warm-up, then one: a long batch is its own average
+    assert s_per_mp > 0.02 / (64 * 64 * autoselect.useful_fraction(64, 0)) * 1e6 * 0.5
+
+
 def test_a_burst_of_other_work_in_one_round_does_not_decide(tiny: LoadedModel) -> None:
     """Another process takes the CPU while onnxruntime is timed in the first round: its second round counts."""
     seen: list[str] = []
@@ -300,3 +364,55 @@ def test_int8_twin_runs_and_stays_close(tmp_path: Path, tiny_path: Path) -> None
     # The twin file itself loads and runs as int8 without a precision argument.
     direct = create_backend(load_model(twin), measure=False)
     assert direct.precision == "int8"
+
+
+# ---------------------------------------------------------------------------- the user is told
+
+
+def test_a_fresh_measurement_is_announced_once(tiny: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_cpu(monkeypatch, AVX2_ONLY)
+    _fake_timings(monkeypatch, {("onnx", "fp32", True, 160): 1.0})
+    heard: list[str] = []
+    remove = autoselect.add_measurement_listener(heard.append)
+    try:
+        create_backend(tiny, device="cpu")
+        assert heard == [autoselect.MEASURING_MESSAGE]
+        create_backend(tiny, device="cpu")  # cached: nothing to wait for, nothing said
+        assert heard == [autoselect.MEASURING_MESSAGE]
+    finally:
+        remove()
+    monkeypatch.setattr(hardware, "cpu_model", lambda: "Another CPU")
+    create_backend(tiny, device="cpu")  # measured again, but nobody listens any more
+    assert heard == [autoselect.MEASURING_MESSAGE]
+
+
+def test_a_failing_listener_does_not_stop_the_measurement(tiny: LoadedModel, monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    _fake_cpu(monkeypatch, AVX2_ONLY)
+    _fake_timings(monkeypatch, {("onnx", "fp32", True, 160): 1.0})
+
+    def broken(_message: str) -> None:
+        raise RuntimeError("the status bar is gone")
+
+    remove = autoselect.add_measurement_listener(broken)
+    try:
+        backend = create_backend(tiny, device="cpu")
+    finally:
+        remove()
+    assert backend.choice is not None and backend.choice.reason.startswith("measured on")
+
+
+def test_cli_says_it_is_measuring(capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from dipnet_core.cli.parser import main
+
+    _fake_cpu(monkeypatch, AVX2_ONLY)
+    _fake_timings(monkeypatch, {("onnx", "fp32", True, 160): 1.0})
+    src = tmp_path / "in.png"
+    Image.fromarray(np.full((20, 24, 3), 128, np.uint8)).save(src)
+    assert main(["upscale", str(src), "--model", str(tiny_path), "-o", str(tmp_path / "a.png")]) == 0
+    first = capsys.readouterr().err
+    assert autoselect.MEASURING_MESSAGE in first
+    assert main(["upscale", str(src), "--model", str(tiny_path), "-o", str(tmp_path / "b.png")]) == 0
+    assert autoselect.MEASURING_MESSAGE not in capsys.readouterr().err  # the choice is cached now
+    assert not autoselect._listeners  # the command removed its listener

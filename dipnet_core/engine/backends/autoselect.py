@@ -5,8 +5,16 @@ the flags. On the AVX-512-bf16 Zen 4 torch bf16 with fused convs won; on an
 AVX2-only EPYC onnxruntime fp32 and torch fp32 tied; int8 helps where VNNI exists
 and only for models whose int8 twin kept the quality. So the first time a model
 runs on a machine, each candidate path (backend x precision, within the quality
-bound) runs a few small tiles, the fastest per output pixel wins, then its tile
-size and threading are refined the same way. About a second or two of timing.
+bound) runs a few small tiles; the fastest per output pixel is then timed at
+larger tiles, every path within :data:`CONTENDER_MARGIN` of it at the tiler's own
+tile (512 px), and the fastest (path, tile) pair wins. The small tiles
+alone can mislead: on an AVX2 EPYC torch fp32 tied onnxruntime fp32 at 160 and
+won at 320 px, but above 384 px its cost per pixel rose by a third while
+onnxruntime's kept falling, and the tiler runs 512 px tiles, where onnxruntime
+was 1.5-2x faster on real images. Some seconds of timing, once per machine and
+model (the 2-core AVX2 EPYC: 13 s for the built-in model, whose int8 twin is clearly
+fastest, 20-23 s where torch and onnxruntime are close); :func:`add_measurement_listener`
+lets the CLI and the app say so while it runs.
 
 The result is cached in the platformdirs user cache, keyed by the CPU model and
 flags, the core count, the model's content hash and the library versions, so a
@@ -49,13 +57,21 @@ log = logging.getLogger(__name__)
 
 INT8_BOUND_DB = 0.05
 FLOAT_BOUND_DB = 0.02
-#: Tile sides timed: paths are compared at the first, the winner is timed at the others too.
-TILE_CANDIDATES = (160, 320)
+#: Tile sides timed: paths are compared at the first, the contenders are timed at the others too.
+#: The last is the tiler's CPU tile (``upscaler.CPU_TILE_SIZE``), so a choice of "large tiles"
+#: is one that was measured at the size the tiler then runs.
+TILE_CANDIDATES = (160, 320, 512)
+#: Paths within this factor of the fastest at the first tile are also timed at the larger tiles.
+CONTENDER_MARGIN = 1.2
+#: A timing batch longer than this is run once after its warm-up instead of twice (large tiles on
+#: slow CPUs: one 512 px batch takes ~2 s on a 2-core AVX2 EPYC).
+LONG_BATCH_S = 0.75
 #: Interleaved rounds of the path comparison (at the first tile); the best of each path counts.
 PATH_ROUNDS = 2
 #: 3: choices carry the int8 guard's verdict (``int8_check``); older ones trusted the stored loss alone.
 #: 4: onnxruntime fp32 runs the blocked-layout graph pass (``cpu_graph``), so older timings undersell it.
-CACHE_VERSION = 4
+#: 5: close paths are compared at every tile up to the tiler's 512 px; older choices extrapolated from 320.
+CACHE_VERSION = 5
 #: What a process saves by not importing torch (measured 1.7-2.0 s on 2-core EPYCs, Zen 4 and AVX2):
 #: a short job may run onnxruntime fp32 instead of a faster torch fp32 when the compute it loses is
 #: less than this (see ``engine/onnx_cache.py``).
@@ -357,8 +373,9 @@ class BackendRunner:
                 list(pool.map(lambda _: backend.run(x, grid), range(workers)))
                 return time.perf_counter() - t0
 
-            batch()  # warm-up: first-call allocations, oneDNN primitive creation
-            best = min(batch() for _ in range(2))
+            warm = batch()  # warm-up: first-call allocations, oneDNN primitive creation
+            runs = 1 if warm > LONG_BATCH_S else 2
+            best = min(batch() for _ in range(runs))
         pixels = workers * tile * tile * useful_fraction(tile)
         return best / pixels * 1e6
 
@@ -367,11 +384,14 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
             excluded: dict[str, str] | None = None, tiles: Sequence[int] = TILE_CANDIDATES) -> EngineChoice:
     """Time ``candidates`` with ``runner`` and return the fastest (path, threading, tile).
 
-    Paths and threading are compared at the smallest tile (cheap); the winner is
-    then timed at the larger tiles. Cost is per *useful* pixel (the overlap cut
-    away), so a larger tile wins unless its per-pixel cost grows (cache effects).
-    When the largest measured tile wins, ``tile`` is None: the tiler then uses
-    tiles as large as its memory bound allows.
+    Paths are compared at the smallest tile (cheap); the winner is then timed at
+    the larger tiles and every path within :data:`CONTENDER_MARGIN` of it at the
+    largest (the tiler's own), the fastest (path, tile) pair wins, and its other
+    threading is timed at that tile. Cost is per *useful* pixel (the
+    overlap cut away), so a larger tile wins unless its per-pixel cost grows
+    (cache effects, which differ between the libraries). When the largest
+    measured tile wins, ``tile`` is None: the tiler then uses its own CPU tile
+    (the largest measured) or less where memory is short.
     """
     checks: dict[str, Any] = {}
     if candidates is None:
@@ -404,18 +424,28 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
         raise BackendUnavailable(f"no CPU inference path could run: {why}")
     best_s, best = min(scored, key=lambda t: t[0])
     path_times = sorted(((s, c) for s, c in scored), key=lambda t: t[0])
-    if hardware.physical_cores() > 1:
-        alt = dataclasses.replace(best, tile_workers=not best.tile_workers)
-        s = timed(alt, first)
-        if s is not None and s < best_s:
-            best_s, best = s, alt
+    # Cache effects differ between libraries, so a path that ties at small tiles can win or lose
+    # by 1.5x at the tiler's size: the close ones are timed there too.
+    contenders = [best] + [c for s, c in path_times
+                           if (c.backend, c.precision) != (best.backend, best.precision)
+                           and s <= best_s * CONTENDER_MARGIN]
+    # The middle tiles only for the first tile's winner (a path whose cost per pixel rises past
+    # them still shows as slow at the last): large tiles take seconds each on a slow CPU.
     best_tile = first
     for tile in tiles[1:]:
-        s = timed(best, tile)
+        for cand in contenders if tile == tiles[-1] else contenders[:1]:
+            s = timed(cand, tile)
+            if s is not None and s < best_s:
+                best_s, best, best_tile = s, cand, tile
+    # Threading is decided at the chosen tile, where the tiler will run it, not at the first.
+    if hardware.physical_cores() > 1:
+        alt = dataclasses.replace(best, tile_workers=not best.tile_workers)
+        s = timed(alt, best_tile)
         if s is not None and s < best_s:
-            best_s, best_tile = s, tile
+            best_s, best = s, alt
     light = _light_alternative(best)
-    if light is not None and best_tile != first and any(c == light for _, c in scored):
+    if (light is not None and best_tile != first and any(c == light for _, c in scored)
+            and f"{light.label()} @{best_tile}" not in timings):
         timed(light, best_tile)  # what a torch-free short run would cost: see light_extra_s_per_mp
     others = ", ".join(f"{c.path()} {s:.2f}" for s, c in path_times
                        if (c.backend, c.precision) != (best.backend, best.precision))
@@ -428,9 +458,14 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
         quality = f"; bf16 within {FLOAT_BOUND_DB} dB (measured 0.005-0.010 dB on Set5)"
     tile_text = (f"{best_tile} px tiles" if best_tile != max(tiles)
                  else f"large tiles (>= {best_tile} px measured best)")
+    close = ""
+    if len(contenders) > 1 and len(tiles) > 1:
+        at_large = ", ".join(f"{c.path()} {timings[k]:.2f}" for c in contenders
+                             if (k := f"{c.label()} @{max(tiles)}") in timings)
+        close = f"; close at {first} px, so also timed at larger tiles (at {max(tiles)} px: {at_large})"
     reason = (f"measured on {hardware.cpu_model()} ({hardware.physical_cores()} cores): {best.label()} with "
               f"{tile_text} was fastest, {best_s:.2f} s per useful MP"
-              + (f"; others at {first} px tiles, s per useful MP: {others}" if others else "") + quality)
+              + (f"; others at {first} px tiles, s per useful MP: {others}" if others else "") + close + quality)
     rejected = excluded.get(INT8_LABEL, "")
     if rejected.startswith(("int8 twin rejected", "int8 loses")):
         reason += "; " + rejected  # a twin exists but may not run here: say why (dipnet info, the app)
@@ -465,6 +500,40 @@ def choice_label(choice: EngineChoice) -> str:
     return Candidate(choice.backend, choice.precision, choice.tile_workers).label()
 
 
+#: Said when a fresh measurement starts: it takes seconds the user would otherwise not understand.
+MEASURING_MESSAGE = ("Measuring the fastest engine for this computer: once per model, "
+                     "up to ~20 s on a 2-core CPU…")
+_listeners: list[Callable[[str], None]] = []
+_listeners_lock = threading.Lock()
+
+
+def add_measurement_listener(listener: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``listener(message)`` (on the measuring thread) whenever a fresh measurement starts.
+
+    Returns the function that removes it. The CLI prints the message; the app shows it in the
+    status bar.
+    """
+    with _listeners_lock:
+        _listeners.append(listener)
+
+    def remove() -> None:
+        with _listeners_lock:
+            if listener in _listeners:
+                _listeners.remove(listener)
+
+    return remove
+
+
+def _announce(message: str) -> None:
+    with _listeners_lock:
+        listeners = list(_listeners)
+    for listener in listeners:
+        try:
+            listener(message)
+        except Exception:  # a listener is cosmetic; the measurement goes on
+            log.exception("measurement listener failed")
+
+
 def choose(model: LoadedModel, runner_factory: Callable[[], Runner], *, use_cache: bool = True) -> EngineChoice:
     """The cached choice for this machine and model, or a fresh measurement (then cached)."""
     key = cache_key(model)
@@ -475,6 +544,7 @@ def choose(model: LoadedModel, runner_factory: Callable[[], Runner], *, use_cach
             if not cached.reason.startswith("cached"):
                 cached.reason = "cached: " + cached.reason
             return cached
+    _announce(MEASURING_MESSAGE)
     t0 = time.perf_counter()
     choice = measure(model, runner_factory())
     choice.key = key
