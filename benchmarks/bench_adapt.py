@@ -40,6 +40,7 @@ import build_adapt_domain
 
 from dipnet_core.engine.hardware import cpu_model
 from dipnet_core.eval import evaluate
+from dipnet_core.io.atomic import atomic_write_text
 from dipnet_core.models import DIPNet, DIPNetConfig, save_model
 from dipnet_core.models.loader import dipnet_descriptor
 from dipnet_core.resources import NO_BUILTIN_MODEL, builtin_model_path
@@ -148,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
               "run_comparison": result.metrics.get("comparison"), "model": str(result.model_path),
               "date": time.strftime("%Y-%m-%d %H:%M")}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.json.with_name(args.json.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    tmp.replace(args.json)
+    atomic_write_text(args.json, json.dumps(record, indent=2, default=str))
     print(f"wrote {args.json}")
     return 0
 

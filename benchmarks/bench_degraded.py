@@ -40,6 +40,7 @@ import numpy as np
 
 from dipnet_core.engine.hardware import cpu_model
 from dipnet_core.eval import make_runner
+from dipnet_core.io.atomic import atomic_write_text
 from dipnet_core.metrics import psnr, ssim
 from dipnet_core.resize import bicubic_downscale_uint8, imresize, modcrop
 from dipnet_core.resources import builtin_model_by_name, builtin_model_path
@@ -294,9 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary, "results": results, "notes": notes,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(args.out)
+    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
     print(f"\nwrote {args.out}")
     if args.sheet:
         print(f"wrote {crop_sheet(kept, list(methods), args.sheet, centres=SHEET_CENTRES)}")

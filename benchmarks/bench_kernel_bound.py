@@ -47,6 +47,7 @@ from bench_inference import FMA_BOUND_S_PER_MP, THREADS, WEIGHTS, Reference, cpu
 from dipnet_core.engine import TiledUpscaler, create_backend, export_onnx_bytes
 from dipnet_core.engine.backends.cpu_graph import optimize_for_cpu
 from dipnet_core.engine.tiling import plan_tiles
+from dipnet_core.io.atomic import atomic_write_text
 from dipnet_core.models import load_model
 
 REF_TILES = (256, 320, 384)
@@ -165,9 +166,7 @@ def main(argv: list[str] | None = None) -> int:
               "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": os.getloadavg()[0],
               "rows": rows, "seconds_per_round": times, "summary": summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(args.out)
+    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_degraded as bench
 
 from dipnet_core.eval import make_runner
+from dipnet_core.io.atomic import atomic_write_text
 from dipnet_core.models.config import DIPNetConfig
 from dipnet_core.train.config import ProgressiveStage, load_config
 from dipnet_core.train.context import load_stage_model
@@ -123,9 +124,7 @@ def main(argv: list[str] | None = None) -> int:
               "teacher_patch": args.teacher_patch, "teacher_batch": args.teacher_batch,
               "distill_steps": args.distill_steps,
               "machine": {"cpu": bench.cpu_model()}, "rows": rows}
-    tmp = args.result.with_name(args.result.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(args.result)
+    atomic_write_text(args.result, json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.result}")
     return 0
 
