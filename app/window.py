@@ -25,8 +25,10 @@ from .views.main_window import MainWindowView
 if TYPE_CHECKING:
     from .controllers.train import TrainController
 
-#: How long the "measuring the engine" note stays (it takes up to ~20 s on a 2-core CPU).
-MEASURING_SHOWN_MS = 30_000
+#: How long the "measuring the engine" note stays (it takes up to ~20 s on a 2-core CPU; the
+#: "measured" note replaces it when done), and the "measured" note.
+MEASURING_SHOWN_MS = 60_000
+MEASURED_SHOWN_MS = 8_000
 
 
 class MainWindow(MainWindowView):
@@ -58,7 +60,7 @@ class MainWindow(MainWindowView):
 
         # The first run of a model on a machine times its engine paths for seconds before the first
         # preview; the emit crosses to the GUI thread as a queued signal.
-        self.engineMeasuring.connect(lambda message: self.statusBar().showMessage(message, MEASURING_SHOWN_MS))
+        self.engineMeasuring.connect(self._show_measuring)
         self._stop_listening = add_measurement_listener(self.engineMeasuring.emit)
         self.destroyed.connect(self._stop_listening)
         self.upscale.batchOffered.connect(self._to_batch)
@@ -77,6 +79,12 @@ class MainWindow(MainWindowView):
         else:
             self.resize(1280, 820)
         self.tabs.setCurrentIndex(min(max(0, s.current_tab), self.tabs.count() - 1))
+
+    def _show_measuring(self, message: str) -> None:
+        from dipnet_core.engine.backends.autoselect import MEASURED_PREFIX
+
+        done = message.startswith(MEASURED_PREFIX)
+        self.statusBar().showMessage(message, MEASURED_SHOWN_MS if done else MEASURING_SHOWN_MS)
 
     def _to_batch(self, paths: list[Path]) -> None:
         self.batch.add_inputs(paths)

@@ -24,11 +24,16 @@ def test_status_bar_names_the_measurement(window: object, qtbot: object, tmp_pat
     monkeypatch.setattr(autoselect.BackendRunner, "__call__", fake_timing)
     model = load_model(builtin_weights_path)
     status = window.statusBar()  # type: ignore[attr-defined]
-    # As in the app: the engine is built on a worker thread, the message crosses to the GUI thread.
+    shown: list[str] = []
+    status.messageChanged.connect(lambda text: shown.append(text) if text else None)
+    # As in the app: the engine is built on a worker thread, the messages cross to the GUI thread.
     worker = threading.Thread(target=lambda: create_backend(model, device="cpu"))
     worker.start()
-    qtbot.waitUntil(lambda: status.currentMessage() == autoselect.MEASURING_MESSAGE, timeout=20_000)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: len(shown) == 2, timeout=20_000)  # type: ignore[attr-defined]
     worker.join(20)
+    assert shown[0] == autoselect.MEASURING_MESSAGE
+    assert shown[1].startswith(autoselect.MEASURED_PREFIX) and "onnxruntime" in shown[1]
+    assert status.currentMessage() == shown[1]  # the wait is over, and the status bar says so
     status.clearMessage()
     create_backend(model, device="cpu")  # cached: no wait, no message
     qtbot.wait(50)  # type: ignore[attr-defined]

@@ -376,14 +376,15 @@ def test_a_fresh_measurement_is_announced_once(tiny: LoadedModel, monkeypatch: p
     remove = autoselect.add_measurement_listener(heard.append)
     try:
         create_backend(tiny, device="cpu")
-        assert heard == [autoselect.MEASURING_MESSAGE]
+        assert len(heard) == 2 and heard[0] == autoselect.MEASURING_MESSAGE
+        assert heard[1].startswith(autoselect.MEASURED_PREFIX) and "onnxruntime fp32" in heard[1]
         create_backend(tiny, device="cpu")  # cached: nothing to wait for, nothing said
-        assert heard == [autoselect.MEASURING_MESSAGE]
+        assert len(heard) == 2
     finally:
         remove()
     monkeypatch.setattr(hardware, "cpu_model", lambda: "Another CPU")
     create_backend(tiny, device="cpu")  # measured again, but nobody listens any more
-    assert heard == [autoselect.MEASURING_MESSAGE]
+    assert len(heard) == 2
 
 
 def test_a_failing_listener_does_not_stop_the_measurement(tiny: LoadedModel, monkeypatch: pytest.MonkeyPatch
@@ -412,7 +413,7 @@ def test_cli_says_it_is_measuring(capsys: pytest.CaptureFixture[str], tmp_path: 
     Image.fromarray(np.full((20, 24, 3), 128, np.uint8)).save(src)
     assert main(["upscale", str(src), "--model", str(tiny_path), "-o", str(tmp_path / "a.png")]) == 0
     first = capsys.readouterr().err
-    assert autoselect.MEASURING_MESSAGE in first
+    assert autoselect.MEASURING_MESSAGE in first and autoselect.MEASURED_PREFIX in first
     assert main(["upscale", str(src), "--model", str(tiny_path), "-o", str(tmp_path / "b.png")]) == 0
     assert autoselect.MEASURING_MESSAGE not in capsys.readouterr().err  # the choice is cached now
     assert not autoselect._listeners  # the command removed its listener

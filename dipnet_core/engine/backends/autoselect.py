@@ -503,12 +503,14 @@ def choice_label(choice: EngineChoice) -> str:
 #: Said when a fresh measurement starts: it takes seconds the user would otherwise not understand.
 MEASURING_MESSAGE = ("Measuring the fastest engine for this computer: once per model, "
                      "up to ~20 s on a 2-core CPU…")
+#: Starts the line said when it is done ("Engine measured in 13 s: onnxruntime int8 ...").
+MEASURED_PREFIX = "Engine measured in"
 _listeners: list[Callable[[str], None]] = []
 _listeners_lock = threading.Lock()
 
 
 def add_measurement_listener(listener: Callable[[str], None]) -> Callable[[], None]:
-    """Call ``listener(message)`` (on the measuring thread) whenever a fresh measurement starts.
+    """Call ``listener(message)`` (on the measuring thread) when a fresh measurement starts and ends.
 
     Returns the function that removes it. The CLI prints the message; the app shows it in the
     status bar.
@@ -548,7 +550,10 @@ def choose(model: LoadedModel, runner_factory: Callable[[], Runner], *, use_cach
     t0 = time.perf_counter()
     choice = measure(model, runner_factory())
     choice.key = key
-    log.info("engine choice measured in %.1f s: %s", time.perf_counter() - t0, choice.reason)
+    seconds = time.perf_counter() - t0
+    log.info("engine choice measured in %.1f s: %s", seconds, choice.reason)
+    _announce(f"{MEASURED_PREFIX} {seconds:.0f} s: {choice_label(choice)}"
+              + (f", {choice.tile} px tiles" if choice.tile else ", large tiles"))
     if use_cache:
         store(choice)
     return choice
