@@ -271,7 +271,7 @@ def grow_dipnet(model: DIPNet, target: DIPNetConfig, init_std: float = 0.0,
 
 
 def _round_to(x: float, multiple: int) -> int:
-    return int(math.floor(x / multiple + 0.5)) * multiple
+    return math.floor(x / multiple + 0.5) * multiple  # round half up (Python's round() goes to even)
 
 
 @dataclass

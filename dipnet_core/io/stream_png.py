@@ -110,9 +110,9 @@ def _best_filter(raw: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
 def checked_band(encoder: Any, rows: np.ndarray, kind: str) -> np.ndarray:
     """``rows`` as ``n x width x channels`` for a band-wise encoder (PNG, TIFF), or ValueError.
 
-    ``encoder`` has ``width``, ``height``, ``channels``, ``dtype``, ``rows_written`` and ``_closed``.
+    ``encoder`` has ``width``, ``height``, ``channels``, ``dtype``, ``rows_written`` and ``closed``.
     """
-    if encoder._closed:
+    if encoder.closed:
         raise ValueError(f"{kind} stream already closed")
     a = np.asarray(rows)
     if a.ndim == 2 and encoder.channels == 1:
@@ -158,7 +158,7 @@ class PngStreamEncoder:
         else:
             self._comp = zlib.compressobj(self.level)
         self._pending = bytearray()
-        self._closed = False
+        self.closed = False
         fh.write(_SIGNATURE)
         _chunk(fh, b"IHDR", struct.pack(">IIBBBBB", self.width, self.height, bit_depth,
                                         _COLOR_TYPE[channels], 0, 0, 0))
@@ -201,11 +201,11 @@ class PngStreamEncoder:
 
     def close(self) -> None:
         """Finish the file; raises ValueError if fewer rows than the height were written."""
-        if self._closed:
+        if self.closed:
             return
         if self.rows_written != self.height:
             raise ValueError(f"PNG stream got {self.rows_written} of {self.height} rows")
-        self._closed = True
+        self.closed = True
         self._pending += self._comp.flush()
         self._flush_chunks()
         _chunk(self._fh, b"IDAT", bytes(self._pending))

@@ -66,7 +66,7 @@ class TiffStreamEncoder:
         self._sizes: list[int] = []
         self._pending: list[np.ndarray] = []  # rows of the strip being filled
         self._pending_rows = 0
-        self._closed = False
+        self.closed = False
         self._ifd = self._directory(icc_profile, exif)
         self._start = fh.tell()
         fh.write(b"II" + struct.pack("<HI", 42, 8))
@@ -143,11 +143,11 @@ class TiffStreamEncoder:
 
     def close(self) -> None:
         """Finish the file; raises ValueError if fewer rows than the height were written."""
-        if self._closed:
+        if self.closed:
             return
         if self.rows_written != self.height:
             raise ValueError(f"TIFF stream got {self.rows_written} of {self.height} rows")
-        self._closed = True
+        self.closed = True
         if self._pending_rows:
             self._flush_strip()
         end = self._fh.tell()
