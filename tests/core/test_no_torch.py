@@ -27,6 +27,10 @@ PRELUDE = """
 import sys
 for _name in ("torch", "torchvision", "spandrel", "onnx"):
     sys.modules[_name] = None  # importing them now raises ImportError
+# These tests are about running without torch, not about the tile ladder (test_engine_choice.py):
+# the measurement's 320 and 512 px timings would add ~10 s to each of them.
+from dipnet_core.engine.backends import autoselect
+autoselect.TILE_CANDIDATES = (160,)
 """
 EPILOGUE = """
 _loaded = sorted(k for k, v in sys.modules.items() if v is not None and k.split(".")[0] == "torch")

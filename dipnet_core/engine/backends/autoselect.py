@@ -381,7 +381,7 @@ class BackendRunner:
 
 
 def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] | None = None,
-            excluded: dict[str, str] | None = None, tiles: Sequence[int] = TILE_CANDIDATES) -> EngineChoice:
+            excluded: dict[str, str] | None = None, tiles: Sequence[int] | None = None) -> EngineChoice:
     """Time ``candidates`` with ``runner`` and return the fastest (path, threading, tile).
 
     Paths are compared at the smallest tile (cheap); the winner is then timed at
@@ -393,6 +393,7 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
     measured tile wins, ``tile`` is None: the tiler then uses its own CPU tile
     (the largest measured) or less where memory is short.
     """
+    tiles = TILE_CANDIDATES if tiles is None else tiles  # read at call time: tests may shorten it
     checks: dict[str, Any] = {}
     if candidates is None:
         candidates, excluded = candidate_paths(model, checks)
