@@ -111,7 +111,7 @@ def bicubic_up(lr: np.ndarray) -> np.ndarray:
 
 
 def ensemble_runner(model_path: Path) -> Any:
-    """LR uint8 -> SR uint8 with the x8 self-ensemble: the mean of the 8 dihedral passes in float, then rounded."""
+    """LR uint8 -> SR uint8 with the x8 self-ensemble: the 8 dihedral passes averaged in float, then rounded."""
     import torch
 
     from dipnet_core.engine.ensemble import DIHEDRAL, dihedral, dihedral_inverse

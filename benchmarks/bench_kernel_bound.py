@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nours {summary['ours_ratio']:.2f}x; kernel bound {summary['kernel_bound_ratio']:.2f}x "
           f"({best_bound}); the engine reaches {summary['engine_share_of_bound']:.0%} of the bound; "
           f"target {summary['target_ratio']}x")
-    record = {"cpu": cpu_record(), "engine": backend.describe(), "engine_reason": backend.choice.reason if backend.choice else None,
+    reason = backend.choice.reason if backend.choice else None
+    record = {"cpu": cpu_record(), "engine": backend.describe(), "engine_reason": reason,
               "graph_pass": graph_pass, "rounds": args.rounds, "megapixels_per_round": mp,
               "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": os.getloadavg()[0],
               "rows": rows, "seconds_per_round": times, "summary": summary}

@@ -12,8 +12,8 @@ from dipnet_core.engine.backends import autoselect
 from dipnet_core.models import load_model
 
 
-def test_status_bar_names_the_measurement(window: object, qtbot: object, tmp_path: Path,
-                                          builtin_weights_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_bar_names_the_measurement(window: object, qtbot: object, tmp_path: Path, builtin_weights_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIPNET_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv(autoselect.ENV_SWITCH, "1")
 

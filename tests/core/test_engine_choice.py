@@ -96,9 +96,11 @@ def test_close_paths_are_compared_at_the_tilers_own_tile(tiny: LoadedModel, monk
     monkeypatch.setattr(hardware, "physical_cores", lambda: 2)
     cands = [Candidate("torch", "fp32"), Candidate("onnx", "fp32"), Candidate("onnx", "int8")]
     # s per useful MP as measured there (int8 made slow enough to fall outside the margin).
-    table = {("torch", "fp32", True, 160): 29.5, ("onnx", "fp32", True, 160): 30.6, ("onnx", "int8", True, 160): 40.0,
-             ("torch", "fp32", False, 160): 47.5, ("torch", "fp32", True, 320): 7.2, ("onnx", "fp32", True, 320): 8.5,
-             ("torch", "fp32", True, 512): 9.6, ("onnx", "fp32", True, 512): 6.3, ("onnx", "int8", True, 512): 1.0}
+    table = {("torch", "fp32", True, 160): 29.5, ("onnx", "fp32", True, 160): 30.6,
+             ("onnx", "int8", True, 160): 40.0, ("torch", "fp32", False, 160): 47.5,
+             ("torch", "fp32", True, 320): 7.2, ("onnx", "fp32", True, 320): 8.5,
+             ("torch", "fp32", True, 512): 9.6, ("onnx", "fp32", True, 512): 6.3,
+             ("onnx", "int8", True, 512): 1.0}
     calls: list[tuple[Candidate, int]] = []
     choice = measure(tiny, _fake_runner(table, calls), cands, {}, tiles=autoselect.TILE_CANDIDATES)
     assert (choice.backend, choice.precision, choice.tile) == ("onnx", "fp32", None)

@@ -466,7 +466,8 @@ def measure(model: LoadedModel, runner: Runner, candidates: Sequence[Candidate] 
         close = f"; close at {first} px, so also timed at larger tiles (at {max(tiles)} px: {at_large})"
     reason = (f"measured on {hardware.cpu_model()} ({hardware.physical_cores()} cores): {best.label()} with "
               f"{tile_text} was fastest, {best_s:.2f} s per useful MP"
-              + (f"; others at {first} px tiles, s per useful MP: {others}" if others else "") + close + quality)
+              + (f"; others at {first} px tiles, s per useful MP: {others}" if others else "")
+              + close + quality)
     rejected = excluded.get(INT8_LABEL, "")
     if rejected.startswith(("int8 twin rejected", "int8 loses")):
         reason += "; " + rejected  # a twin exists but may not run here: say why (dipnet info, the app)
