@@ -42,6 +42,10 @@ def build_app(argv: list[str] | None = None) -> tuple[QApplication, object]:
     app.setDesktopFileName("dipnet-studio")
     if not any(isinstance(c, GuiThreadGarbageCollector) for c in app.children()):
         GuiThreadGarbageCollector(parent=app).install()  # lives as long as the app
+    from dipnet_core.engine import set_thread_spinning
+
+    # Threads that wait for the next operator sleep instead of spinning: the GUI keeps its core.
+    set_thread_spinning(False)
     if ICON is not None:
         from PySide6.QtGui import QIcon
 

@@ -35,6 +35,7 @@ from .backends import (
     create_backend,
     export_onnx_bytes,
     is_out_of_memory,
+    set_thread_spinning,
 )
 from .ensemble import ENSEMBLE_SIZE, self_ensemble_iter
 from .image import upscale_image, upscale_image_iter, upscale_image_to_file
@@ -52,7 +53,7 @@ __all__ = [
     "DEFAULT_OVERLAP", "ENSEMBLE_SIZE", "Backend", "BackendUnavailable", "EngineChoice", "OnnxRuntimeBackend",
     "OutputBand", "TileBox", "TileProgress",
     "TiledUpscaler", "TorchBackend", "auto_tile_size", "available_backends", "create_backend", "default_overlap",
-    "export_onnx_bytes", "is_out_of_memory", "plan_tiles", "self_ensemble_iter", "upscale_image",
+    "export_onnx_bytes", "is_out_of_memory", "plan_tiles", "self_ensemble_iter", "set_thread_spinning", "upscale_image",
     "upscale_image_iter", "upscale_image_to_file",
 ]
 

@@ -78,14 +78,18 @@ def test_collect_if_due_follows_the_thresholds(qapp: object) -> None:
 def test_the_app_installs_it(studio_home: object, qapp: object) -> None:
     from app.startup import build_app
 
+    from dipnet_core.engine.backends import onnxruntime_backend
+
     app, window = build_app([])
     try:
+        assert onnxruntime_backend._spinning is False  # the GUI keeps its core while workers wait
         collectors = [c for c in app.children() if isinstance(c, GuiThreadGarbageCollector)]
         assert len(collectors) == 1 and collectors[0].installed
         assert not gc.isenabled()
         build_app([])  # a second window (the screenshot script) does not add a second timer
         assert len([c for c in app.children() if isinstance(c, GuiThreadGarbageCollector)]) == 1
     finally:
+        onnxruntime_backend.set_thread_spinning(True)  # the process-wide default, for later tests
         for c in app.children():
             if isinstance(c, GuiThreadGarbageCollector):
                 c.uninstall()

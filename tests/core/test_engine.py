@@ -377,6 +377,26 @@ def test_onnx_backend_matches_torch_fp32(builtin_model: LoadedModel, fp32: Backe
     assert float(np.abs(y_ort - y_torch).max()) < 1e-4
 
 
+def test_thread_spinning_is_onnxruntimes_default_and_can_be_turned_off(builtin_model: LoadedModel,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from dipnet_core.engine import set_thread_spinning
+    from dipnet_core.engine.backends import onnxruntime_backend
+
+    key = "session.intra_op.allow_spinning"
+    backend = create_backend(builtin_model, backend="onnx", device="cpu", precision="fp32")
+    monkeypatch.setattr(onnxruntime_backend, "_spinning", True)  # restored after the test
+    with pytest.raises(RuntimeError):  # not set: onnxruntime's default, spinning
+        backend._options(2).get_session_config_entry(key)
+    set_thread_spinning(False)  # what the app does at start
+    assert backend._options(2).get_session_config_entry(key) == "0"
+    with pytest.raises(RuntimeError):  # a single-threaded session has nothing to spin
+        backend._options(1).get_session_config_entry(key)
+    # A session built while spinning is off still computes the same image.
+    x = np.random.default_rng(1).random((1, 3, 24, 20), dtype=np.float32)
+    quiet = create_backend(builtin_model, backend="onnx", device="cpu", precision="fp32", tile_workers=False)
+    assert float(np.abs(quiet.run(x) - backend.run(x)).max()) < 1e-5
+
+
 # CPU flags of the two x86 kinds the project runs on (only the flags the choice reads matter).
 AVX2_ONLY_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma"})
 AVX512_BF16_FLAGS = AVX2_ONLY_FLAGS | {"avx512f", "avx512bw", "avx512_vnni", "avx512_bf16"}

@@ -16,12 +16,12 @@ from typing import Any
 from .autoselect import Candidate, EngineChoice
 from .base import BACKENDS, DEVICES, PRECISIONS, Backend, BackendUnavailable, is_out_of_memory, model_min_size
 from .factory import available_backends, create_backend, rule_choice
-from .onnxruntime_backend import OnnxRuntimeBackend, export_onnx_bytes, int8_twin_path
+from .onnxruntime_backend import OnnxRuntimeBackend, export_onnx_bytes, int8_twin_path, set_thread_spinning
 
 __all__ = [
     "BACKENDS", "DEVICES", "PRECISIONS", "Backend", "BackendUnavailable", "Candidate", "EngineChoice",
     "OnnxRuntimeBackend", "TorchBackend", "available_backends", "create_backend", "export_onnx_bytes",
-    "int8_twin_path", "is_out_of_memory", "model_min_size", "rule_choice",
+    "int8_twin_path", "is_out_of_memory", "model_min_size", "rule_choice", "set_thread_spinning",
 ]
 
 
