@@ -16,6 +16,9 @@ from tests.core.test_int8_guard import TWIN, _model_with_twin, _tampered
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIPNET_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv(autoselect.ENV_SWITCH, "1")
+    # The note is about the int8 guard's verdict, not the tile ladder (test_engine_choice.py):
+    # the 320 and 512 px timings of the real measurement would add ~20 s per test.
+    monkeypatch.setattr(autoselect, "TILE_CANDIDATES", (160,))
 
 
 def test_engine_line_names_a_rejected_twin(tmp_path: Path) -> None:
