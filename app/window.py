@@ -7,9 +7,11 @@ wiring, the menu actions that reach more than one tab, and the close sequence.
 from __future__ import annotations
 
 import platform
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices
 
@@ -59,9 +61,17 @@ class MainWindow(MainWindowView):
         from dipnet_core.engine.backends.autoselect import add_measurement_listener
 
         # The first run of a model on a machine times its engine paths for seconds before the first
-        # preview; the emit crosses to the GUI thread as a queued signal.
+        # preview; the emit crosses to the GUI thread as a queued signal. The listener holds the
+        # window weakly: a window dropped without close() (tests, scripts) is not kept or called.
         self.engineMeasuring.connect(self._show_measuring)
-        self._stop_listening = add_measurement_listener(self.engineMeasuring.emit)
+        window = weakref.ref(self)
+
+        def relay(message: str) -> None:
+            w = window()
+            if w is not None and shiboken6.isValid(w):
+                w.engineMeasuring.emit(message)
+
+        self._stop_listening = add_measurement_listener(relay)
         self.destroyed.connect(self._stop_listening)
         self.upscale.batchOffered.connect(self._to_batch)
         self.upscale_view.importModelRequested.connect(self.models.import_dialog)
