@@ -36,8 +36,9 @@ MEASURED_SHOWN_MS = 8_000
 class MainWindow(MainWindowView):
     """The main window with its four tab controllers."""
 
-    #: A fresh engine measurement started (on a worker thread): the status bar says why the wait.
-    engineMeasuring = Signal(str)
+    #: A fresh engine measurement started or ended (message, done; from a worker thread): the
+    #: status bar says why the wait.
+    engineMeasuring = Signal(str, bool)
 
     def __init__(
         self, ctx: AppContext, reporter: ErrorReporter | None = None, theme: ThemeManager | None = None
@@ -66,10 +67,10 @@ class MainWindow(MainWindowView):
         self.engineMeasuring.connect(self._show_measuring)
         window = weakref.ref(self)
 
-        def relay(message: str) -> None:
+        def relay(message: str, done: bool) -> None:
             w = window()
             if w is not None and shiboken6.isValid(w):
-                w.engineMeasuring.emit(message)
+                w.engineMeasuring.emit(message, done)
 
         self._stop_listening = add_measurement_listener(relay)
         self.destroyed.connect(self._stop_listening)
@@ -90,10 +91,7 @@ class MainWindow(MainWindowView):
             self.resize(1280, 820)
         self.tabs.setCurrentIndex(min(max(0, s.current_tab), self.tabs.count() - 1))
 
-    def _show_measuring(self, message: str) -> None:
-        from dipnet_core.engine.backends.autoselect import MEASURED_PREFIX
-
-        done = message.startswith(MEASURED_PREFIX)
+    def _show_measuring(self, message: str, done: bool) -> None:
         self.statusBar().showMessage(message, MEASURED_SHOWN_MS if done else MEASURING_SHOWN_MS)
 
     def _to_batch(self, paths: list[Path]) -> None:

@@ -29,7 +29,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,7 +77,6 @@ class KernelBound:
         self.session = ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         self.pool = ThreadPoolExecutor(workers)
-        self._local = threading.local()
 
     def _run(self, x: np.ndarray, box: tuple[int, int, int, int]) -> None:
         x0, y0, x1, y1 = box

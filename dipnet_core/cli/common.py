@@ -181,7 +181,7 @@ def measurement_notice() -> Iterator[None]:
     """While inside, a fresh engine measurement (seconds, the first run of a model here) is said on stderr."""
     from ..engine.backends.autoselect import add_measurement_listener
 
-    remove = add_measurement_listener(lambda message: print(message, file=sys.stderr, flush=True))
+    remove = add_measurement_listener(lambda message, _done: print(message, file=sys.stderr, flush=True))
     try:
         yield
     finally:

@@ -375,7 +375,7 @@ def test_a_fresh_measurement_is_announced_once(tiny: LoadedModel, monkeypatch: p
     _fake_cpu(monkeypatch, AVX2_ONLY)
     _fake_timings(monkeypatch, {("onnx", "fp32", True, 160): 1.0})
     heard: list[str] = []
-    remove = autoselect.add_measurement_listener(heard.append)
+    remove = autoselect.add_measurement_listener(lambda message, _done: heard.append(message))
     try:
         create_backend(tiny, device="cpu")
         assert len(heard) == 2 and heard[0] == autoselect.MEASURING_MESSAGE
@@ -394,7 +394,7 @@ def test_a_failing_listener_does_not_stop_the_measurement(tiny: LoadedModel, mon
     _fake_cpu(monkeypatch, AVX2_ONLY)
     _fake_timings(monkeypatch, {("onnx", "fp32", True, 160): 1.0})
 
-    def broken(_message: str) -> None:
+    def broken(_message: str, _done: bool) -> None:
         raise RuntimeError("the status bar is gone")
 
     remove = autoselect.add_measurement_listener(broken)

@@ -507,12 +507,12 @@ MEASURING_MESSAGE = ("Measuring the fastest engine for this computer: once per m
                      "up to ~20 s on a 2-core CPU…")
 #: Starts the line said when it is done ("Engine measured in 13 s: onnxruntime int8 ...").
 MEASURED_PREFIX = "Engine measured in"
-_listeners: list[Callable[[str], None]] = []
+_listeners: list[Callable[[str, bool], None]] = []
 _listeners_lock = threading.Lock()
 
 
-def add_measurement_listener(listener: Callable[[str], None]) -> Callable[[], None]:
-    """Call ``listener(message)`` (on the measuring thread) when a fresh measurement starts and ends.
+def add_measurement_listener(listener: Callable[[str, bool], None]) -> Callable[[], None]:
+    """Call ``listener(message, done)`` (on the measuring thread) when a fresh measurement starts and ends.
 
     Returns the function that removes it. The CLI prints the message; the app shows it in the
     status bar.
@@ -528,12 +528,12 @@ def add_measurement_listener(listener: Callable[[str], None]) -> Callable[[], No
     return remove
 
 
-def _announce(message: str) -> None:
+def _announce(message: str, done: bool) -> None:
     with _listeners_lock:
         listeners = list(_listeners)
     for listener in listeners:
         try:
-            listener(message)
+            listener(message, done)
         except Exception:  # a listener is cosmetic; the measurement goes on
             log.exception("measurement listener failed")
 
@@ -548,14 +548,14 @@ def choose(model: LoadedModel, runner_factory: Callable[[], Runner], *, use_cach
             if not cached.reason.startswith("cached"):
                 cached.reason = "cached: " + cached.reason
             return cached
-    _announce(MEASURING_MESSAGE)
+    _announce(MEASURING_MESSAGE, False)
     t0 = time.perf_counter()
     choice = measure(model, runner_factory())
     choice.key = key
     seconds = time.perf_counter() - t0
     log.info("engine choice measured in %.1f s: %s", seconds, choice.reason)
     _announce(f"{MEASURED_PREFIX} {seconds:.0f} s: {choice_label(choice)}"
-              + (f", {choice.tile} px tiles" if choice.tile else ", large tiles"))
+              + (f", {choice.tile} px tiles" if choice.tile else ", large tiles"), True)
     if use_cache:
         store(choice)
     return choice
